@@ -1,0 +1,55 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages mxwarden needs.
+#
+# Usage: contrib/install-deps.sh build|test
+#   build  libraries and tools to compile and run mxwarden
+#   test   also the real servers and clients the test suites talk to
+#
+# Only what is missing is installed, and the script names it first.
+# Needs root (apt-get) when something is missing; does nothing otherwise.
+set -eu
+
+build_pkgs="gcc make pkg-config libmilter-dev libspf2-dev libopendkim-dev
+libopendmarc-dev libpcre2-dev libsqlite3-dev libssl-dev libunbound-dev libevent-dev
+publicsuffix sqlite3 ca-certificates"
+
+test_pkgs="libcmocka-dev nsd unbound postfix swaks opendkim-tools
+libmail-dkim-perl python3 python3-dnspython python3-dkim python3-nacl
+miltertest dnsutils valgrind libclang-rt-14-dev iproute2"
+
+case "${1:-build}" in
+build) want="$build_pkgs" ;;
+test)  want="$build_pkgs $test_pkgs" ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in
+	*"install ok installed"*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing missing Debian packages:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: not root; run as root: apt-get install$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to configure itself; the tests run private instances.
+echo "postfix postfix/main_mailer_type select No configuration" |
+	debconf-set-selections
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
+# Debian starts the system-wide daemons on install; the tests run their
+# own instances on loopback ports and need none of these.
+for svc in nsd unbound postfix; do
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	fi
+done

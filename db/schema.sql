@@ -1,0 +1,23 @@
+-- mxwarden state store, schema version 1.
+-- Applied by db/store.c at start-up (migrations are numbered; a database
+-- whose version is newer than the binary knows is refused).
+
+CREATE TABLE IF NOT EXISTS meta (
+	key	TEXT PRIMARY KEY,
+	value	TEXT NOT NULL
+);
+
+-- One row per finished transaction: what was decided and why.
+CREATE TABLE IF NOT EXISTS history (
+	id		INTEGER PRIMARY KEY,
+	ts		INTEGER NOT NULL,	-- unix seconds
+	client_ip	TEXT NOT NULL,
+	helo		TEXT,
+	mail_from	TEXT,
+	rcpt_count	INTEGER NOT NULL,
+	action		TEXT NOT NULL,
+	score		REAL NOT NULL,
+	symbols		TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_ts ON history(ts);
+CREATE INDEX IF NOT EXISTS history_ip ON history(client_ip, ts);

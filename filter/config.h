@@ -1,0 +1,56 @@
+/*
+ * config.h - mxwarden.conf: the daemon's settings.
+ *
+ * One table in config.c (key, type, default, bounds, reloadable, one-line
+ * doc) drives parsing, `configtest`, `mxwarden defaults` and the test that
+ * every key is documented. A struct cfg is immutable once loaded: a
+ * reload builds a new one and the engine swaps snapshots.
+ */
+#ifndef MXW_CONFIG_H
+#define MXW_CONFIG_H
+
+#include <stddef.h>
+
+enum cfg_onerr { CFG_ONERR_TEMPFAIL, CFG_ONERR_ACCEPT };
+
+struct cfg {
+	char	*hostname;
+	char	*authserv_id;
+	char	*milter_socket;
+	int	 milter_timeout;	/* seconds */
+	char	*dns_server;
+	int	 dns_timeout_ms;
+	char	*dns_unbound_conf;
+	char	*db_path;
+	char	*rules_file;
+	char	*local_rules_file;
+	char	*public_suffix_list;
+	char	*user;
+	char	*pid_file;
+	int	 on_dns_error;		/* enum cfg_onerr */
+	int	 on_db_error;		/* enum cfg_onerr */
+	int	 log_level;		/* enum log_level */
+	char	*log_target;		/* "syslog" or "stderr" */
+	int	 max_header_bytes;	/* headers kept per message */
+	int	 max_body_bytes;	/* body bytes kept for content rules */
+	char	*path;			/* file it came from, for messages */
+};
+
+/*
+ * cfg_load - read path (NULL: defaults only), then apply overrides
+ * ("key=value" strings, e.g. from -o). Every error is written to errs as
+ * "file:line: reason" lines (one per error, all of them). Returns the
+ * config, or NULL when there was any error.
+ */
+struct cfg	*cfg_load(const char *path, char *const *overrides, size_t nover,
+		    char *errs, size_t errlen);
+void		 cfg_free(struct cfg *c);
+
+/* cfg_print_defaults - the documented table as a sample config. */
+void		 cfg_print(const struct cfg *c, int with_docs, void *fp);
+
+/* cfg_key_count / cfg_key_name - walk the table (the man-page test). */
+size_t		 cfg_key_count(void);
+const char	*cfg_key_name(size_t i);
+
+#endif

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# cli.sh - the command line as an administrator uses it: configtest on
+# good and bad files (every error as file:line), defaults, check's exit
+# codes and JSON on a real DNS server, bad input to check.
+. "$(dirname "$0")/lib.sh"
+mxw_rundir
+cd "$MXW_TOP" || exit 1
+MXW=$MXW_BIN/mxwarden
+
+out=$("$MXW" configtest -c contrib/mxwarden.conf 2>&1); rc=$?
+is "$rc" 0 "configtest accepts the shipped config"
+like "$out" "configuration ok" "configtest says ok"
+
+cat >"$MXW_RUN/bad.conf" <<CONF
+hostname = mx.example.org
+no_such_key = 1
+dns_timeout = soon
+rules_file = $MXW_RUN/bad.rules
+CONF
+cat >"$MXW_RUN/bad.rules" <<RULES
+score SPF_FAIL 3
+score SPF_FAIL 4
+action X reject "250 fine"
+RULES
+out=$("$MXW" configtest -c "$MXW_RUN/bad.conf" 2>&1); rc=$?
+is "$rc" 1 "configtest fails on a bad config"
+like "$out" "bad.conf:2: unknown key \"no_such_key\"" "unknown key with file:line"
+like "$out" "bad.conf:3: dns_timeout: not a duration" "bad value with file:line"
+
+sed -i '/no_such_key/d; /dns_timeout/d' "$MXW_RUN/bad.conf"
+out=$("$MXW" configtest -c "$MXW_RUN/bad.conf" 2>&1); rc=$?
+is "$rc" 1 "configtest fails on bad rules"
+like "$out" "bad.rules:2: score SPF_FAIL already set at line 1" "duplicate score with file:line"
+like "$out" "bad.rules:3: malformed reply" "bad reply with file:line"
+
+out=$("$MXW" configtest -c "$MXW_RUN/none.conf" 2>&1); rc=$?
+is "$rc" 1 "configtest fails on a missing file"
+like "$out" "none.conf: cannot open" "missing file is named"
+
+out=$("$MXW" defaults 2>&1); rc=$?
+is "$rc" 0 "defaults runs"
+like "$out" "milter_socket = inet:8891@127.0.0.1" "defaults shows the milter socket"
+
+out=$("$MXW" frobnicate 2>&1); rc=$?
+is "$rc" 2 "an unknown command exits 2"
+
+# check against the real DNS server.
+start_dns "$MXW_RUN" || { done_testing; exit; }
+mxw_write_conf "$MXW_RUN" 1
+conf=$MXW_RUN/mxwarden.conf
+printf 'From: <a@nonexistent.mxw.test>\nSubject: hi\n\nbody\n' >"$MXW_RUN/m1.eml"
+out=$("$MXW" check -c "$conf" --ip 127.0.0.10 --helo good10.iprev.test \
+	--from a@nonexistent.mxw.test --rcpt b@local.test --json <"$MXW_RUN/m1.eml")
+rc=$?
+is "$rc" 1 "check exits 1 for a rejected message"
+like "$out" '"stage":"mail"' "rejected at MAIL, as the daemon would"
+like "$out" '"code":"550","xcode":"5.1.8"' "with 550 5.1.8"
+like "$out" '"name":"SENDER_NXDOMAIN"' "SENDER_NXDOMAIN in the symbols"
+if command -v python3 >/dev/null; then
+	echo "$out" | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null
+	is "$?" 0 "--json output is valid JSON"
+fi
+
+head -c 3000000 /dev/urandom | base64 >"$MXW_RUN/big.eml"
+printf '\0\0\0garbage\r\r\n\n' >>"$MXW_RUN/big.eml"
+"$MXW" check -c "$conf" --ip 127.0.0.10 --from a@nonexistent.mxw.test \
+	<"$MXW_RUN/big.eml" >/dev/null 2>&1
+rc=$?
+is "$rc" 1 "garbage input gets a verdict, not a crash"
+
+done_testing

@@ -1,0 +1,1 @@
+dnsq_SRCS = policy/dns.c policy/util.c policy/log.c

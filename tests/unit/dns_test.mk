@@ -1,0 +1,1 @@
+dns_test_SRCS = policy/dns.c policy/util.c policy/log.c

@@ -1,0 +1,1 @@
+sender_test_SRCS = policy/sender.c policy/helo.c policy/iprev.c policy/dns.c policy/util.c policy/log.c
