@@ -201,7 +201,8 @@ authres_spam_status(const struct txn *t, double required, int is_spam)
 
 	for (size_t i = 0; i < t->nsym; i++)
 		names[i] = t->sym[i].name;
-	qsort(names, t->nsym, sizeof(*names), ar_strcmp);
+	if (t->nsym > 1)
+		qsort(names, t->nsym, sizeof(*names), ar_strcmp);
 	buf_init(&b, AR_MAX);
 	buf_printf(&b, "%s, score=%.1f", is_spam ? "Yes" : "No", t->score);
 	if (required < 0)

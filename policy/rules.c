@@ -612,7 +612,8 @@ rules_load(const char *main_file, const char *local_file, char *errs,
 		rp_file(&p, fp);
 		fclose(fp);
 	}
-	qsort(r->sym, r->nsym, sizeof(*r->sym), rules_sym_cmp);
+	if (r->nsym > 1)
+		qsort(r->sym, r->nsym, sizeof(*r->sym), rules_sym_cmp);
 	if (errs && errlen)
 		str_copy(errs, eb.data ? eb.data : "", errlen);
 	buf_free(&eb);
@@ -650,6 +651,8 @@ rules_sym_find(const struct rules *r, const char *name)
 {
 	struct rules_sym key = { .name = (char *)name };
 
+	if (r->nsym == 0)
+		return NULL;
 	return bsearch(&key, r->sym, r->nsym, sizeof(*r->sym), rules_sym_cmp);
 }
 

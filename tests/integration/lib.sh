@@ -157,26 +157,29 @@ mxw_rundir() {
 }
 
 # stop_pid PID [SECONDS] - SIGTERM, wait up to SECONDS (10), then SIGKILL.
-# Prints the exit status when PID is a child of this shell.
+# Sets MXW_STOP_STATUS to the exit status (PID must be a child of this
+# shell: call it directly, not in $(...)) and MXW_STOP_SECS to the time.
 stop_pid() {
-	local pid=$1 limit=${2:-10} i st
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; echo $?; return 0; }
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < limit * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	local pid=$1 limit=${2:-10} i t0=$SECONDS
+	MXW_STOP_STATUS=
 	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-		echo "# $pid did not stop in ${limit}s: killed" >&2
+		kill -TERM "$pid" 2>/dev/null
+		for ((i = 0; i < limit * 10; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -KILL "$pid" 2>/dev/null
+			echo "# $pid did not stop in ${limit}s: killed"
+		fi
 	fi
 	wait "$pid" 2>/dev/null
-	st=$?
-	echo "$st"
+	MXW_STOP_STATUS=$?
+	MXW_STOP_SECS=$((SECONDS - t0))
 }
 
 mxw_track_pid() {
-	mxw_on_exit "stop_pid $1 >/dev/null"
+	mxw_on_exit "stop_pid $1"
 }
 
 # ---- ports ----
@@ -278,9 +281,13 @@ mxw_write_conf() {
 		echo "hostname = mx.mxw.test"
 		echo "authserv_id = mx.mxw.test"
 		echo "milter_socket = inet:$port@127.0.0.1"
-		[ -n "${DNS_SERVER:-}" ] && echo "dns_server = $DNS_SERVER"
-		[ -f "$run/unbound.conf" ] &&
+		# The test DNS: its unbound.conf forwards to nsd and lifts
+		# unbound's own answers for test. (dns_server would not).
+		if [ -f "$run/unbound.conf" ]; then
 			echo "dns_unbound_conf = $run/unbound.conf"
+		elif [ -n "${DNS_SERVER:-}" ]; then
+			echo "dns_server = $DNS_SERVER"
+		fi
 		echo "dns_timeout = 2s"
 		echo "db_path = $run/mxwarden.db"
 		echo "rules_file = $MXW_TOP/rules/default.rules"

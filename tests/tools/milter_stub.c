@@ -329,13 +329,13 @@ stub_header(struct txn *t, struct verdict *v)
 	stub_trace(t, "header %s:[%s]", h->name, vis);
 	free(vis);
 	if (strcasecmp(h->name, "X-Stub") == 0) {
-		char *a = str_trim(xstrdup(h->value));
+		char *copy = xstrdup(h->value), *a = str_trim(copy);
 
 		if (strcmp(a, "accept-early") == 0)
 			s->accepted = 1;
 		else
 			str_copy(s->eom_action, a, sizeof(s->eom_action));
-		free(a);
+		free(copy);
 	}
 	return stub_verdict(v, s->accepted ? VERDICT_ACCEPT : VERDICT_CONTINUE,
 	    "", "", "");
