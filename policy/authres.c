@@ -124,7 +124,7 @@ authres_build(const struct txn *t, const char *authserv_id)
 		ar_prop(&b, "header.b", d->b);
 		any = 1;
 	}
-	if (t->dmarc.from_domain != NULL) {
+	if (t->dmarc.from_domain != NULL || t->dmarc.res != CHK_NONE) {
 		char c[64];
 		ar_sep(&b);
 		buf_printf(&b, "dmarc=%s", chk_res_name(t->dmarc.res));

@@ -88,6 +88,21 @@ test_authres_none(void **state)
 	free(v);
 }
 
+/* A DMARC permerror for a message without a usable From still shows. */
+static void
+test_authres_dmarc_permerror_without_from(void **state)
+{
+	struct txn t;
+	char *v;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	t.dmarc.res = CHK_PERMERROR;
+	v = authres_build(&t, "mx.example.net");
+	assert_string_equal(v, "mx.example.net;\n\tdmarc=permerror");
+	free(v);
+}
+
 static void
 test_authres_value_quoting(void **state)
 {
@@ -163,6 +178,7 @@ main(void)
 		cmocka_unit_test(test_authres_full),
 		cmocka_unit_test(test_authres_null_sender_and_quoting),
 		cmocka_unit_test(test_authres_none),
+		cmocka_unit_test(test_authres_dmarc_permerror_without_from),
 		cmocka_unit_test(test_authres_value_quoting),
 		cmocka_unit_test(test_authres_is_ours),
 		cmocka_unit_test(test_authres_spam_status),

@@ -1,1 +1,1 @@
-helo_test_SRCS = policy/helo.c policy/iprev.c policy/dns.c policy/util.c policy/log.c
+helo_test_SRCS = policy/helo.c policy/iprev.c policy/dns.c policy/util.c policy/log.c policy/txn.c policy/addr.c

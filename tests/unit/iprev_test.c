@@ -16,30 +16,6 @@
 #include "txn.h"
 #include "util.h"
 
-/* ---- the two txn functions the check calls, kept local so the test
- * links only the check and what it needs ---- */
-
-void
-txn_symbol(struct txn *t, const char *name, const char *detail)
-{
-	if (txn_has_symbol(t, name))
-		return;
-	t->sym = xrealloc(t->sym, (t->nsym + 1) * sizeof(*t->sym));
-	memset(&t->sym[t->nsym], 0, sizeof(t->sym[0]));
-	t->sym[t->nsym].name = xstrdup(name);
-	t->sym[t->nsym].detail = detail != NULL ? xstrdup(detail) : NULL;
-	t->nsym++;
-}
-
-int
-txn_has_symbol(const struct txn *t, const char *name)
-{
-	for (size_t i = 0; i < t->nsym; i++)
-		if (strcmp(t->sym[i].name, name) == 0)
-			return 1;
-	return 0;
-}
-
 static void
 txn_clear(struct txn *t)
 {

@@ -1,1 +1,1 @@
-sender_test_SRCS = policy/sender.c policy/helo.c policy/iprev.c policy/dns.c policy/util.c policy/log.c
+sender_test_SRCS = policy/sender.c policy/helo.c policy/iprev.c policy/dns.c policy/util.c policy/log.c policy/txn.c policy/addr.c
