@@ -15,7 +15,7 @@ publicsuffix sqlite3 ca-certificates"
 
 test_pkgs="libcmocka-dev nsd unbound postfix swaks opendkim-tools
 libmail-dkim-perl python3 python3-dnspython python3-dkim python3-nacl
-miltertest dnsutils valgrind libclang-rt-14-dev iproute2"
+miltertest dnsutils valgrind libclang-rt-14-dev iproute2 python3-yaml"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;

@@ -15,9 +15,16 @@
  *     DNS layer, SPF_record_interpret()); the loopback test lives only
  *     there in libspf2 1.2.10.
  *   - spf_dns_get_spf() selects the record itself (TXT only, exactly one
- *     "v=spf1"), runs chk_spf_record_check() on it and then compiles it,
- *     setting the result (none / temperror / permerror) that libspf2's
- *     own code would leave as "invalid".
+ *     "v=spf1"), runs the RFC 7208 validator on it (chk_spf_record_check,
+ *     spf_record.c), rewrites it for libspf2 (chk_spfrec_rewrite) and
+ *     then compiles it, setting the result (none / temperror /
+ *     permerror) that libspf2's own code would leave as "invalid".
+ *   - a/mx with CIDR length 0 for the client's family are rewritten to a
+ *     name with CHK_SPFREC_ANY_SUFFIX: the DNS layer strips it, queries
+ *     the real name and answers any address with the client's own.
+ *   - MX answers over 10 names -> permerror (flag); a DNS error on the
+ *     address of a PTR name -> that name is skipped; exp= text that is
+ *     not valid explanation text -> not given to libspf2 (default).
  *   - libspf2 counts DNS mechanisms per record (an include starts again
  *     at 0) and has no void-lookup limit, so the DNS layer counts them per
  *     evaluation: every query that is not an address lookup of a name the
@@ -53,6 +60,7 @@
 #include "iprev.h"
 #include "log.h"
 #include "spf.h"
+#include "spf_record.h"
 #include "txn.h"
 #include "util.h"
 
@@ -81,7 +89,12 @@ struct spf_eval {
 	char			*pending[SPF_PENDING_MAX]; /* MX/PTR names */
 	size_t			 npending;
 	size_t			 cursor;	/* next expected pending name */
+	int			 pending_ptr;	/* the pending names are PTR's */
+	int			 any;		/* a record used CHK_SPFREC_ANY_SUFFIX */
+	int			 family;	/* client: 4 or 6 */
+	unsigned char		 client[16];	/* client address (4 or 16) */
 	char			 dnserr[300];	/* first DNS failure, for reason */
+	char			 why[400];	/* first record error, for reason */
 };
 
 static _Thread_local struct spf_eval *spf_cur;
@@ -113,23 +126,13 @@ chk_spf_is_record(const char *txt, size_t len)
 int
 chk_spf_record_check(const char *txt, size_t len, char *why, size_t whylen)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)txt[i];
-
-		if (c < 0x20 || c > 0x7e) {
-			(void)str_fmt(why, whylen, "record has a %s octet "
-			    "(0x%02x) at %zu", c == 0 ? "NUL" : c < 0x20 ?
-			    "control" : "non-ASCII", c, i);
-			return -1;
-		}
-	}
-	return 0;
+	return chk_spfrec_validate(txt, len, why, whylen);
 }
 
 enum chk_res
 chk_spf_map_result(int spf_result, int spf_err, unsigned flags)
 {
-	if (flags & (CHK_SPF_F_LIMIT | CHK_SPF_F_VOID))
+	if (flags & (CHK_SPF_F_LIMIT | CHK_SPF_F_VOID | CHK_SPF_F_MX))
 		return CHK_PERMERROR;
 	if (flags & CHK_SPF_F_BUDGET)
 		return CHK_TEMPERROR;
@@ -209,20 +212,23 @@ spf_eval_budget(struct spf_eval *ev)
 
 /*
  * spf_eval_admit - account a lookup before it is sent. Sets *term when
- * it is a DNS-querying term (its void answer counts). 0 to go on, -1 to
+ * it is a DNS-querying term (its void answer counts), *ptrname when it
+ * is the address lookup of a name a PTR answer gave. 0 to go on, -1 to
  * refuse it (a limit or the budget is exhausted).
  */
 static int
 spf_eval_admit(struct spf_eval *ev, const char *domain, ns_type type,
-    int should_cache, int *term)
+    int should_cache, int *term, int *ptrname)
 {
 	*term = 0;
+	*ptrname = 0;
 	if (spf_eval_budget(ev) != 0)
 		return -1;
 	if (type == ns_t_a || type == ns_t_aaaa) {
 		if (ev->cursor < ev->npending &&
 		    strcasecmp(ev->pending[ev->cursor], domain) == 0) {
 			ev->cursor++;	/* address of an MX or PTR name */
+			*ptrname = ev->pending_ptr;
 			return 0;
 		}
 	} else if (type == ns_t_txt || (type == ns_t_ptr && !should_cache)) {
@@ -329,15 +335,19 @@ static void
 spf_pending_set(struct spf_eval *ev, const SPF_dns_rr_t *rr)
 {
 	spf_pending_clear(ev);
+	ev->pending_ptr = rr->rr_type == ns_t_ptr;
 	for (int i = 0; i < rr->num_rr && ev->npending < SPF_PENDING_MAX; i++)
 		ev->pending[ev->npending++] = xstrdup(rr->rr[i]->mx);
 }
 
 /* spf_rr_fill - copy the records of res into rr in libspf2's form. PTR
  * answers are cut to 10 names (RFC 7208 §4.6.4); null MX targets are
- * dropped; an exp= TXT is used only when there is exactly one. */
+ * dropped, the others get mx_suffix appended (NULL: none); an exp= TXT
+ * is used only when there is exactly one and it is valid explanation
+ * text (RFC 7208 §6.2: else the default explanation). */
 static void
-spf_rr_fill(SPF_dns_rr_t *rr, ns_type type, const struct dns_result *res)
+spf_rr_fill(SPF_dns_rr_t *rr, ns_type type, const struct dns_result *res,
+    const char *mx_suffix)
 {
 	for (size_t i = 0; i < res->count; i++) {
 		const struct dns_rr *r = &res->rr[i];
@@ -359,11 +369,17 @@ spf_rr_fill(SPF_dns_rr_t *rr, ns_type type, const struct dns_result *res)
 				spf_rr_put(rr, r->text, strlen(r->text) + 1);
 			break;
 		case ns_t_mx:
-			if (r->text[0] != '\0')
+			if (r->text[0] != '\0' && mx_suffix != NULL) {
+				char *n = xasprintf("%s%s", r->text, mx_suffix);
+
+				spf_rr_put(rr, n, strlen(n) + 1);
+				free(n);
+			} else if (r->text[0] != '\0')
 				spf_rr_put(rr, r->text, strlen(r->text) + 1);
 			break;
 		case ns_t_txt:
-			if (res->count == 1 && strlen(r->text) == r->textlen) {
+			if (res->count == 1 && strlen(r->text) == r->textlen &&
+			    chk_spfrec_exp_ok(r->text, r->textlen)) {
 				char *e = spf_exp_escape(r->text, r->textlen);
 
 				spf_rr_put(rr, e, strlen(e) + 1);
@@ -378,6 +394,66 @@ spf_rr_fill(SPF_dns_rr_t *rr, ns_type type, const struct dns_result *res)
 		rr->herrno = NO_DATA;
 }
 
+/* spf_truncate - RFC 7208 §7.3: a name longer than 253 octets loses
+ * labels on the left until it fits. */
+static const char *
+spf_truncate(const char *domain)
+{
+	const char *dot;
+
+	while (strlen(domain) > 253 && (dot = strchr(domain, '.')) != NULL)
+		domain = dot + 1;
+	return domain;
+}
+
+/* spf_any_name - if domain carries CHK_SPFREC_ANY_SUFFIX (a CIDR length
+ * 0 the rewrite replaced), the real name into buf and 1; else 0. */
+static int
+spf_any_name(const struct spf_eval *ev, const char *domain, char *buf,
+    size_t buflen)
+{
+	size_t dl = strlen(domain), sl = strlen(CHK_SPFREC_ANY_SUFFIX);
+
+	if (ev == NULL || !ev->any || dl <= sl ||
+	    strcasecmp(domain + dl - sl, CHK_SPFREC_ANY_SUFFIX) != 0 ||
+	    dl - sl >= buflen)
+		return 0;
+	memcpy(buf, domain, dl - sl);
+	buf[dl - sl] = '\0';
+	return 1;
+}
+
+/* spf_rr_any - the answer for a name whose CIDR length is 0: if it has
+ * any address of the client's family, the client's own address. */
+static void
+spf_rr_any(SPF_dns_rr_t *rr, ns_type type, const struct spf_eval *ev,
+    const struct dns_result *res)
+{
+	int want = type == ns_t_a ? 4 : 16;
+
+	if (res->count > 0 && (ev->family == 4 ? 4 : 16) == want)
+		spf_rr_put(rr, ev->client, (size_t)want);
+	if (rr->num_rr == 0 && rr->herrno == NETDB_SUCCESS)
+		rr->herrno = NO_DATA;
+}
+
+/* spf_mx_over - an MX answer naming more than 10 hosts: RFC 7208 §4.6.4
+ * makes the evaluation a permerror. */
+static int
+spf_mx_over(struct spf_eval *ev, const struct dns_result *res)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < res->count; i++)
+		if (res->rr[i].type == DNS_T_MX && res->rr[i].text != NULL &&
+		    res->rr[i].text[0] != '\0')
+			n++;
+	if (n <= SPF_PENDING_MAX)
+		return 0;
+	ev->flags |= CHK_SPF_F_MX;
+	return 1;
+}
+
 /* spf_dns_lookup - libspf2's lookup callback: dns_query() plus the
  * per-evaluation accounting. Never returns NULL. */
 static SPF_dns_rr_t *
@@ -388,26 +464,42 @@ spf_dns_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 	struct spf_eval *ev = spf_cur;
 	struct dns_result res;
 	SPF_dns_rr_t *rr;
-	int term = 0;
+	char real[300];
+	const char *qname;
+	int term = 0, ptrname = 0, any;
 
 	if (domain == NULL || *domain == '\0' || type == ns_t_spf)
 		return spf_rr_new(layer, domain, type, 0,
 		    type == ns_t_spf ? NO_DATA : HOST_NOT_FOUND);
+	domain = spf_truncate(domain);
+	any = spf_any_name(ev, domain, real, sizeof(real));
+	qname = any ? real : domain;
 	if (ev != NULL &&
-	    spf_eval_admit(ev, domain, type, should_cache, &term) != 0)
+	    spf_eval_admit(ev, domain, type, should_cache, &term,
+	    &ptrname) != 0)
 		return spf_rr_new(layer, domain, type, 0, TRY_AGAIN);
-	dns_query(s->dns, domain, (uint16_t)type, &res);
-	if (ev != NULL && term && (res.status == DNS_NXDOMAIN ||
-	    res.status == DNS_NODATA) && spf_eval_void(ev) != 0) {
+	dns_query(s->dns, qname, (uint16_t)type, &res);
+	if (ev != NULL && ((term && (res.status == DNS_NXDOMAIN ||
+	    res.status == DNS_NODATA) && spf_eval_void(ev) != 0) ||
+	    (type == ns_t_mx && spf_mx_over(ev, &res)))) {
 		dns_result_free(&res);
 		return spf_rr_new(layer, domain, type, 0, TRY_AGAIN);
 	}
+	if (ptrname && spf_herrno(res.status) == TRY_AGAIN) {
+		/* RFC 7208 §5.5: a DNS error on the address lookup of a
+		 * PTR name skips that name */
+		dns_result_free(&res);
+		return spf_rr_new(layer, domain, type, 0, HOST_NOT_FOUND);
+	}
 	if (spf_herrno(res.status) == TRY_AGAIN)
-		spf_eval_dnserr(ev, domain, spf_type_name(type), res.status);
+		spf_eval_dnserr(ev, qname, spf_type_name(type), res.status);
 	rr = spf_rr_new(layer, domain, type,
 	    res.count > 0 ? (int)res.rr[0].ttl : 0, spf_herrno(res.status));
-	if (res.status == DNS_OK)
-		spf_rr_fill(rr, type, &res);
+	if (res.status == DNS_OK && any &&
+	    (type == ns_t_a || type == ns_t_aaaa))
+		spf_rr_any(rr, type, ev, &res);
+	else if (res.status == DNS_OK)
+		spf_rr_fill(rr, type, &res, any ? CHK_SPFREC_ANY_SUFFIX : NULL);
 	if (ev != NULL && (type == ns_t_mx || type == ns_t_ptr))
 		spf_pending_set(ev, rr);
 	dns_result_free(&res);
@@ -415,11 +507,15 @@ spf_dns_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 }
 
 /* spf_get_fail - the record could not be had: set the result libspf2
- * should see, and return err. */
+ * should see, and return err. A permerror's message is kept for the
+ * reason. */
 static SPF_errcode_t
 spf_get_fail(SPF_response_t *resp, SPF_result_t result, SPF_errcode_t err,
     const char *msg)
 {
+	if (spf_cur != NULL && result == SPF_RESULT_PERMERROR &&
+	    spf_cur->why[0] == '\0')
+		(void)str_copy(spf_cur->why, msg, sizeof(spf_cur->why));
 	resp->result = result;
 	resp->reason = SPF_REASON_FAILURE;
 	return SPF_response_add_error(resp, err, "%s", msg);
@@ -457,12 +553,13 @@ spf_dns_get_spf(SPF_server_t *server, SPF_request_t *req,
 {
 	const struct chk_spf *s = server->resolver->hook;
 	struct spf_eval *ev = spf_cur;
-	const char *domain = req->cur_dom;
+	const char *domain = spf_truncate(req->cur_dom);
 	const struct dns_rr *rec = NULL;
 	struct dns_result res;
-	char msg[400];
+	char msg[400], *text;
 	SPF_errcode_t err;
-	int n;
+	size_t mlen;
+	int n, any;
 
 	*recp = NULL;
 	if (ev != NULL && (spf_eval_budget(ev) != 0 ||
@@ -495,13 +592,20 @@ spf_dns_get_spf(SPF_server_t *server, SPF_request_t *req,
 		    SPF_RESULT_PERMERROR, n == 0 ? SPF_E_NOT_SPF :
 		    SPF_E_MULTIPLE_RECORDS, msg);
 	}
-	if (chk_spf_record_check(rec->text, rec->textlen, msg,
-	    sizeof(msg)) != 0) {
+	(void)str_fmt(msg, sizeof(msg), "SPF record of '%s': ", domain);
+	mlen = strlen(msg);
+	if (chk_spf_record_check(rec->text, rec->textlen, msg + mlen,
+	    sizeof(msg) - mlen) != 0) {
 		dns_result_free(&res);
 		return spf_get_fail(resp, SPF_RESULT_PERMERROR, SPF_E_SYNTAX,
 		    msg);
 	}
-	err = SPF_record_compile(server, resp, recp, rec->text);
+	text = chk_spfrec_rewrite(rec->text, rec->textlen,
+	    req->client_ver == AF_INET6 ? 6 : 4, &any);
+	if (ev != NULL && any)
+		ev->any = 1;
+	err = SPF_record_compile(server, resp, recp, text);
+	free(text);
 	dns_result_free(&res);
 	if (err != SPF_E_SUCCESS) {
 		if (*recp != NULL)
@@ -528,7 +632,10 @@ spf_reason(const struct chk_spf *s, const struct spf_eval *ev,
 	const char *rec = s->server->rec_dom;
 	size_t rl = rec != NULL ? strlen(rec) : 0;
 
-	if (ev->flags & CHK_SPF_F_LIMIT)
+	if (ev->flags & CHK_SPF_F_MX)
+		(void)str_fmt(out, outlen, "an MX answer names more than %d "
+		    "hosts", SPF_PENDING_MAX);
+	else if (ev->flags & CHK_SPF_F_LIMIT)
 		(void)str_fmt(out, outlen, "more than %d DNS-querying terms",
 		    s->max_dns_mech);
 	else if (ev->flags & CHK_SPF_F_VOID)
@@ -539,6 +646,8 @@ spf_reason(const struct chk_spf *s, const struct spf_eval *ev,
 		    s->budget_ms);
 	else if (r == CHK_TEMPERROR && ev->dnserr[0] != '\0')
 		(void)str_copy(out, ev->dnserr, outlen);
+	else if (r == CHK_PERMERROR && ev->why[0] != '\0')
+		(void)str_copy(out, ev->why, outlen);
 	else if (c != NULL) {
 		if (rl > 0 && strncmp(c, rec, rl) == 0 && strncmp(c + rl, ": ",
 		    2) == 0)
@@ -588,6 +697,15 @@ enum chk_res
 chk_spf_check(struct chk_spf *s, const char *ip, const char *helo,
     const char *sender, int helo_identity, char *reason, size_t reasonlen)
 {
+	return chk_spf_eval(s, ip, helo, sender, helo_identity, reason,
+	    reasonlen, NULL, 0);
+}
+
+enum chk_res
+chk_spf_eval(struct chk_spf *s, const char *ip, const char *helo,
+    const char *sender, int helo_identity, char *reason, size_t reasonlen,
+    char *exp, size_t explen)
+{
 	struct spf_eval ev;
 	SPF_request_t *req;
 	SPF_response_t *resp;
@@ -596,6 +714,8 @@ chk_spf_check(struct chk_spf *s, const char *ip, const char *helo,
 	const char *domain, *at;
 	enum chk_res r;
 
+	if (exp != NULL && explen > 0)
+		exp[0] = '\0';
 	at = sender != NULL ? strrchr(sender, '@') : NULL;
 	domain = helo_identity ? helo : at != NULL ? at + 1 : sender;
 	if (sender == NULL || !chk_spf_domain_ok(domain)) {
@@ -609,6 +729,13 @@ chk_spf_check(struct chk_spf *s, const char *ip, const char *helo,
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.s = s;
+	if (req->client_ver == AF_INET6) {
+		ev.family = 6;
+		memcpy(ev.client, &req->ipv6, 16);
+	} else {
+		ev.family = 4;
+		memcpy(ev.client, &req->ipv4, 4);
+	}
 	ev.deadline_us = spf_now_us() + (long long)s->budget_ms * 1000;
 	spf_cur = &ev;
 	if ((resp = SPF_response_new(req)) == NULL)
@@ -630,6 +757,10 @@ chk_spf_check(struct chk_spf *s, const char *ip, const char *helo,
 	spf_cur = NULL;
 	r = chk_spf_map_result(resp->result, resp->err, ev.flags);
 	spf_reason(s, &ev, resp, r, reason, reasonlen);
+	if (exp != NULL && explen > 0)
+		(void)str_copy(exp, r == CHK_FAIL &&
+		    SPF_response_get_explanation(resp) != NULL ?
+		    SPF_response_get_explanation(resp) : "", explen);
 	log_debug("spf %s ip=%s sender=%s: %s (%s)", helo_identity ? "helo" :
 	    "mailfrom", ip, sender, chk_spf_res_suffix(r), reason);
 	spf_pending_clear(&ev);

@@ -18,10 +18,17 @@
  *   - RFC 7208 §4.6.4 limits per evaluation: at most 10 DNS-querying
  *     terms shared across include/redirect, 2 void lookups, 10 PTR names,
  *     and an overall time budget (temperror when exceeded);
+ *   - an MX answer naming more than 10 hosts is a permerror; a DNS error
+ *     on the address of a PTR name skips that name (RFC 7208 §5.5);
+ *     names over 253 octets after macro expansion are cut from the left;
+ *   - explanation text that is not printable ASCII or has bad macros
+ *     gives the default explanation (RFC 7208 §6.2);
  *   - the receiving host name (%{r}) is ours, and the default explanation
  *     names no outside web site.
- * Every candidate record passes chk_spf_record_check() before libspf2
- * compiles it: the place for a full RFC 7208 record validator.
+ * Every candidate record passes the RFC 7208 record-syntax validator
+ * (chk_spf_record_check(), spf_record.h) before libspf2 compiles it, and
+ * is then rewritten into a form libspf2 evaluates correctly (unknown
+ * modifiers dropped, redirect= last, CIDR length 0).
  *
  * Thread safety: one struct chk_spf may be used by any number of threads
  * at once; each evaluation keeps its own state (see spf.c).
@@ -81,6 +88,15 @@ enum chk_res	 chk_spf_check(struct chk_spf *s, const char *ip,
 		    const char *helo, const char *sender, int helo_identity,
 		    char *reason, size_t reasonlen);
 
+/*
+ * chk_spf_eval - chk_spf_check() that also copies the explanation of a
+ * "fail" (RFC 7208 §6.2: the expanded exp= text, or our default) into
+ * exp (may be NULL); exp is "" for the other results.
+ */
+enum chk_res	 chk_spf_eval(struct chk_spf *s, const char *ip,
+		    const char *helo, const char *sender, int helo_identity,
+		    char *reason, size_t reasonlen, char *exp, size_t explen);
+
 /* --- pure helpers, unit-tested on their own --- */
 
 /* chk_spf_domain_ok - RFC 7208 §4.3: a well-formed, multi-label domain
@@ -93,9 +109,10 @@ int		 chk_spf_is_record(const char *txt, size_t len);
 
 /*
  * chk_spf_record_check - checks on a selected record before libspf2
- * compiles it. 0 when it may be compiled; -1 and a reason when it is a
- * permerror (NUL, control or non-ASCII octets: RFC 7208 §4.6.1 allows
- * only printable ASCII and spaces).
+ * compiles it: the RFC 7208 record-syntax validator (spf_record.h). 0
+ * when it may be compiled; -1 and a reason when it is a permerror (NUL,
+ * control or non-ASCII octets, any syntax error of RFC 7208 §12,
+ * redirect=/exp= twice, c/r/t macros outside explanation text).
  */
 int		 chk_spf_record_check(const char *txt, size_t len, char *why,
 		    size_t whylen);
@@ -104,11 +121,12 @@ int		 chk_spf_record_check(const char *txt, size_t len, char *why,
 #define CHK_SPF_F_LIMIT		0x01	/* too many DNS-querying terms */
 #define CHK_SPF_F_VOID		0x02	/* too many void lookups */
 #define CHK_SPF_F_BUDGET	0x04	/* time budget exceeded */
+#define CHK_SPF_F_MX		0x08	/* an MX answer with over 10 names */
 
 /*
  * chk_spf_map_result - libspf2's result (SPF_result_t) and error code
  * (SPF_errcode_t) plus our evaluation flags to the RFC 7208 result:
- * limits -> permerror, budget -> temperror, INVALID with a DNS error ->
+ * limits and MX -> permerror, budget -> temperror, INVALID with a DNS error ->
  * temperror, other INVALID (record did not compile) -> permerror.
  */
 enum chk_res	 chk_spf_map_result(int spf_result, int spf_err,

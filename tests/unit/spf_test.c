@@ -143,6 +143,41 @@ static const struct dns_static_rr zone[] = {
 	TXT("localhost", "v=spf1 +all"),
 	TXT("helo.example", "v=spf1 ip4:192.0.2.1 -all"),
 	A("helo.example", "192.0.2.1"),
+	/* CIDR length 0 (libspf2 refuses to compile it; we rewrite) */
+	TXT("c0.example", "v=spf1 ip4:10.0.0.0/0 -all"),
+	TXT("a0.example", "v=spf1 a/0 -all"),
+	A("a0.example", "10.1.1.1"),
+	TXT("a60.example", "v=spf1 a//0 -all"),
+	AAAA("a60.example", "2001:db8::99"),
+	TXT("mx0.example", "v=spf1 mx:nxmx.example/0 -all"),
+	TXT("mx60.example", "v=spf1 mx//0 -all"),
+	MX("mx60.example", "10 mail.mx60.example"),
+	AAAA("mail.mx60.example", "2001:db8::5"),
+	/* valid records libspf2 alone gets wrong */
+	TXT("mod.example", "v=spf1 moo.cow=x ip4:192.0.2.1 -all"),
+	TXT("redir2.example", "v=spf1 redirect=fail.example ip4:192.0.2.1"),
+	TXT("redir3.example", "v=spf1 redirect=pass.example ~all"),
+	/* invalid records libspf2 alone accepts */
+	TXT("badtop.example", "v=spf1 a:foo-bar -all"),
+	TXT("twice.example", "v=spf1 -all exp=a.example exp=b.example"),
+	TXT("badmacro.example", "v=spf1 exists:%(ir).sbl.example ?all"),
+	/* more than 10 MX names */
+	TXT("mx11.example", "v=spf1 mx -all"),
+	MX("mx11.example", "1 m1.example"), MX("mx11.example", "2 m2.example"),
+	MX("mx11.example", "3 m3.example"), MX("mx11.example", "4 m4.example"),
+	MX("mx11.example", "5 m5.example"), MX("mx11.example", "6 m6.example"),
+	MX("mx11.example", "7 m7.example"), MX("mx11.example", "8 m8.example"),
+	MX("mx11.example", "9 m9.example"), MX("mx11.example", "10 m10.example"),
+	MX("mx11.example", "11 m11.example"),
+	/* a DNS error on a PTR name's address skips that name */
+	TXT("ptr.example", "v=spf1 ptr -all"),
+	{ "77.2.0.192.in-addr.arpa", DNS_T_PTR, "bad.ptr.example", DNS_OK },
+	{ "77.2.0.192.in-addr.arpa", DNS_T_PTR, "good.ptr.example", DNS_OK },
+	ERR("bad.ptr.example", 0, DNS_SERVFAIL),
+	A("good.ptr.example", "192.0.2.77"),
+	/* explanation text that is not ASCII: the default is used */
+	TXT("badexp.example", "v=spf1 -all exp=why.badexp.example"),
+	TXT("why.badexp.example", "\xef\xbb\xbf" "Explanation"),
 };
 
 static struct dns *dns;
@@ -371,6 +406,35 @@ static const struct spf_case cases[] = {
 	{ "bad client address", "unknown", "u@fail.example", 0, CHK_NONE,
 	    "client address" },
 	{ "helo identity pass", "192.0.2.1", "helo.example", 1, CHK_PASS, NULL },
+	{ "ip4 /0", "192.0.2.1", "u@c0.example", 0, CHK_PASS, NULL },
+	{ "ip4 /0, ipv6 client", "2001:db8::1", "u@c0.example", 0, CHK_FAIL,
+	    NULL },
+	{ "a/0", "192.0.2.1", "u@a0.example", 0, CHK_PASS, NULL },
+	{ "a/0, ipv6 client", "2001:db8::1", "u@a0.example", 0, CHK_FAIL,
+	    NULL },
+	{ "a//0", "2001:db8:ffff::1", "u@a60.example", 0, CHK_PASS, NULL },
+	{ "a//0, ipv4 client", "192.0.2.1", "u@a60.example", 0, CHK_FAIL,
+	    NULL },
+	{ "mx/0 nxdomain", "192.0.2.1", "u@mx0.example", 0, CHK_FAIL, NULL },
+	{ "mx//0", "2001:db8:1::1", "u@mx60.example", 0, CHK_PASS, NULL },
+	{ "mx//0, ipv4-mapped client", "::ffff:192.0.2.1", "u@mx60.example",
+	    0, CHK_FAIL, NULL },
+	{ "unknown modifier with a dot", "192.0.2.1", "u@mod.example", 0,
+	    CHK_PASS, NULL },
+	{ "redirect after mechanisms", "192.0.2.1", "u@redir2.example", 0,
+	    CHK_PASS, NULL },
+	{ "redirect ignored with all", "192.0.2.1", "u@redir3.example", 0,
+	    CHK_SOFTFAIL, NULL },
+	{ "permerror: bad top label", "192.0.2.1", "u@badtop.example", 0,
+	    CHK_PERMERROR, "top label" },
+	{ "permerror: exp twice", "192.0.2.1", "u@twice.example", 0,
+	    CHK_PERMERROR, "more than once" },
+	{ "permerror: bad macro", "192.0.2.1", "u@badmacro.example", 0,
+	    CHK_PERMERROR, "macro" },
+	{ "permerror: 11 MX names", "192.0.2.1", "u@mx11.example", 0,
+	    CHK_PERMERROR, "MX" },
+	{ "ptr: DNS error skips a name", "192.0.2.77", "u@ptr.example", 0,
+	    CHK_PASS, NULL },
 	{ "helo identity fail", "192.0.2.2", "helo.example", 1, CHK_FAIL, NULL },
 };
 
@@ -414,6 +478,31 @@ test_cases(void **state)
 		}
 	}
 	assert_int_equal(bad, 0);
+}
+
+static void
+test_explanation(void **state)
+{
+	static const struct { const char *sender, *ip, *exp; } c[] = {
+		{ "u@expl.example", "192.0.2.1",
+		    "192.0.2.1 is not one of our servers" },
+		{ "u@badexp.example", "192.0.2.1",
+		    "192.0.2.1 is not a permitted sender for badexp.example" },
+		{ "u@fail.example", "192.0.2.9",
+		    "192.0.2.9 is not a permitted sender for fail.example" },
+		{ "u@pass.example", "192.0.2.1", "" },
+	};
+	char reason[256], exp[256];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(c); i++) {
+		(void)str_copy(exp, "junk", sizeof(exp));
+		(void)chk_spf_eval(spf, c[i].ip, "client.example", c[i].sender,
+		    0, reason, sizeof(reason), exp, sizeof(exp));
+		if (strcmp(exp, c[i].exp) != 0)
+			fail_msg("%s: explanation \"%s\", want \"%s\"",
+			    c[i].sender, exp, c[i].exp);
+	}
 }
 
 static void
@@ -611,6 +700,7 @@ main(void)
 		cmocka_unit_test(test_record_check),
 		cmocka_unit_test(test_map_result),
 		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_explanation),
 		cmocka_unit_test(test_limits_configurable),
 		cmocka_unit_test(test_txn_helo),
 		cmocka_unit_test(test_txn_mailfrom),
