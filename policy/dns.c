@@ -94,7 +94,30 @@ dns_status_name(enum dns_status s)
 static int
 name_octet_ok(unsigned char c)
 {
-	return c > 0x20 && c < 0x7f ? c != '\\' : c >= 0x80;
+	/* Any octet but controls may stand in a label (RFC 2181 §11);
+	 * the unusual ones are sent escaped (ub_escape_name). */
+	return c >= 0x20 && c != 0x7f;
+}
+
+/* ub_escape_name - the presentation form libunbound parses: octets
+ * other than letters, digits, '-', '_' and the dots become \DDD. */
+static int
+ub_escape_name(const char *name, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
+		if (o + 5 >= outlen)
+			return -1;
+		if (plain)
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, outlen - o, "\\%03u", *p);
+	}
+	out[o] = '\0';
+	return 0;
 }
 
 int
@@ -948,12 +971,14 @@ ub_query(struct dns *d, const char *name, uint16_t type,
 	int64_t deadline = now_ms() + d->timeout_ms;
 	int id = 0, r;
 
-	if (!dns_valid_name(name))
+	char wire[1100];
+
+	if (!dns_valid_name(name) || ub_escape_name(name, wire, sizeof(wire)) != 0)
 		return res->status = DNS_BADNAME;
 	q = xcalloc(1, sizeof(*q));
 	q->d = d;
 	q->refs = 2;
-	r = ub_resolve_async(d->ub, name, type, DNS_CLASS_IN, q, ubq_callback,
+	r = ub_resolve_async(d->ub, wire, type, DNS_CLASS_IN, q, ubq_callback,
 	    &id);
 	if (r != 0) {
 		log_warn("dns: %s/%u: cannot start query: %s", name, type,

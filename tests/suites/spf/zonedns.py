@@ -111,7 +111,9 @@ class Zone:
     @staticmethod
     def key(name):
         if isinstance(name, dns.name.Name):
-            name = name.to_text()
+            # The raw label octets: to_text() would escape spaces as \032.
+            return b".".join(l for l in name.labels if l).decode(
+                "latin-1").lower()
         return _octets(name).decode("latin-1").rstrip(".").lower()
 
     @staticmethod
