@@ -194,13 +194,14 @@ check_play(struct check_state *s, const struct check_args *a,
 			return;
 	}
 	txn_set_auth(s->t, a->auth);
-	buf_init(&from, 1024);
-	if (a->from != NULL)
-		buf_puts(&from, a->from);
-	else
+	if (a->from != NULL) {
+		txn_set_mail(s->t, a->from);
+	} else {
+		buf_init(&from, 1024);
 		check_default_from(s->t, l, &from);
-	txn_set_mail(s->t, from.data ? from.data : "");
-	buf_free(&from);
+		txn_set_mail(s->t, from.data ? from.data : "");
+		buf_free(&from);
+	}
 	if (check_step(s, TXN_EV_MAIL, "mail"))
 		return;
 	for (size_t i = 0; i < a->nrcpt; i++) {

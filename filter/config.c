@@ -42,6 +42,7 @@ struct cfg_key {
 static const char *const onerr_names[] = { "tempfail", "accept", NULL };
 static const char *const level_names[] = { "err", "warn", "info", "debug", NULL };
 static const char *const target_names[] = { "syslog", "stderr", NULL };
+static const char *const forward_names[] = { "none", "xclient", NULL };
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -91,6 +92,36 @@ static const struct cfg_key cfg_keys[] = {
 	{ "max_body_bytes", CT_INT, "1048576", 0, 268435456, NULL,
 	  OFF(max_body_bytes), 1,
 	  "body bytes of one message kept for content rules" },
+	{ "proxy_listen", CT_STR, "0.0.0.0:25 [::]:25", 0, 0, NULL,
+	  OFF(proxy_listen), 0,
+	  "SMTP proxy listeners: ADDR[:PORT] or [IPv6][:PORT], space-separated (port 25 by default)" },
+	{ "proxy_backend", CT_STR, "127.0.0.1:10025", 0, 0, NULL,
+	  OFF(proxy_backend), 1, "the MTA the proxy relays to: HOST:PORT or [IPv6]:PORT" },
+	{ "proxy_backend_forward", CT_ENUM, "xclient", 0, 0, forward_names,
+	  OFF(proxy_backend_forward), 1,
+	  "how the backend learns the real client: xclient (Postfix) or none" },
+	{ "proxy_client_timeout", CT_SEC, "300s", 1, 3600, NULL,
+	  OFF(proxy_client_timeout), 1, "proxy: wait for a client command" },
+	{ "proxy_data_timeout", CT_SEC, "180s", 1, 3600, NULL,
+	  OFF(proxy_data_timeout), 1, "proxy: wait for each piece of a client's message" },
+	{ "proxy_backend_connect_timeout", CT_SEC, "30s", 1, 600, NULL,
+	  OFF(proxy_backend_connect_timeout), 1, "proxy: wait for the backend connection" },
+	{ "proxy_backend_timeout", CT_SEC, "300s", 1, 3600, NULL,
+	  OFF(proxy_backend_timeout), 1, "proxy: wait for a backend reply" },
+	{ "proxy_backend_data_timeout", CT_SEC, "600s", 1, 3600, NULL,
+	  OFF(proxy_backend_data_timeout), 1,
+	  "proxy: wait for the backend's reply to the end of a message" },
+	{ "message_size_limit", CT_INT, "10240000", 1024, 1073741824, NULL,
+	  OFF(message_size_limit), 1, "proxy: largest message accepted, in bytes" },
+	{ "proxy_spool_memory", CT_INT, "1048576", 0, 268435456, NULL,
+	  OFF(proxy_spool_memory), 1,
+	  "proxy: message bytes kept in memory; beyond, a temporary file" },
+	{ "proxy_spool_dir", CT_STR, "/tmp", 0, 0, NULL, OFF(proxy_spool_dir), 1,
+	  "proxy: directory for temporary message files (unlinked at once)" },
+	{ "proxy_max_connections", CT_INT, "500", 1, 100000, NULL,
+	  OFF(proxy_max_connections), 0, "proxy: concurrent client connections" },
+	{ "proxy_max_recipients", CT_INT, "1000", 1, 100000, NULL,
+	  OFF(proxy_max_recipients), 1, "proxy: recipients per message" },
 };
 
 size_t

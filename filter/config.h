@@ -12,6 +12,8 @@
 #include <stddef.h>
 
 enum cfg_onerr { CFG_ONERR_TEMPFAIL, CFG_ONERR_ACCEPT };
+/* How the proxy tells the backend who the client is. */
+enum cfg_forward { CFG_FORWARD_NONE, CFG_FORWARD_XCLIENT };
 
 struct cfg {
 	char	*hostname;
@@ -33,6 +35,20 @@ struct cfg {
 	char	*log_target;		/* "syslog" or "stderr" */
 	int	 max_header_bytes;	/* headers kept per message */
 	int	 max_body_bytes;	/* body bytes kept for content rules */
+	/* SMTP proxy (filter/proxy*.c). */
+	char	*proxy_listen;		/* "ADDR:PORT [v6]:PORT ..." */
+	char	*proxy_backend;		/* "host:port" */
+	int	 proxy_backend_forward;	/* enum cfg_forward */
+	int	 proxy_client_timeout;	/* seconds, per command */
+	int	 proxy_data_timeout;	/* seconds, per read in DATA */
+	int	 proxy_backend_connect_timeout; /* seconds */
+	int	 proxy_backend_timeout;	/* seconds, per backend reply */
+	int	 proxy_backend_data_timeout; /* seconds, reply to the final dot */
+	int	 message_size_limit;	/* bytes */
+	int	 proxy_spool_memory;	/* bytes kept in memory per message */
+	char	*proxy_spool_dir;	/* temporary files beyond that */
+	int	 proxy_max_connections;
+	int	 proxy_max_recipients;
 	char	*path;			/* file it came from, for messages */
 };
 

@@ -2,6 +2,7 @@
  * main.c - mxwarden's command line: the daemon and the admin commands.
  *
  *   mxwarden [-f] [-c FILE] [-o key=value]...      run the milter daemon
+ *   mxwarden proxy [-f] [-c FILE] [-o ...]         run the SMTP proxy daemon
  *   mxwarden configtest [-c FILE] [-o ...]        check config and rules
  *   mxwarden check [-c FILE] [options] < msg      evaluate one message
  *   mxwarden defaults                             print every setting
@@ -28,6 +29,7 @@
 #include "engine.h"
 #include "log.h"
 #include "milter.h"
+#include "proxy.h"
 #include "rules.h"
 #include "store.h"
 #include "util.h"
@@ -48,6 +50,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: mxwarden [-f] [-c FILE] [-o key=value]...      run the milter daemon\n"
+	    "       mxwarden proxy [-f] [-c FILE] [-o key=value]... run the SMTP proxy\n"
 	    "       mxwarden configtest [-c FILE] [-o key=value]... check config and rules\n"
 	    "       mxwarden check [-c FILE] [-o key=value]... [--ip A] [--helo H]\n"
 	    "                [--from S] [--rcpt R]... [--auth USER] [--json] [FILE]\n"
@@ -135,13 +138,53 @@ write_pid_file(const char *path)
 	return fclose(fp) == 0 ? 0 : -1;
 }
 
+/*
+ * run_proxy - the proxy front end (mxwarden proxy): bind while root,
+ * drop privileges (refusing to serve as root), serve until stopped.
+ * Returns the exit status; *keep_eng is set when sessions may still
+ * use the engine (the caller must not free it).
+ */
 static int
-cmd_daemon(const struct opts *o)
+run_proxy(struct eng *e, const struct cfg *c, const char *user,
+    int foreground, int to_stderr, const char *pidf, int *keep_eng)
+{
+	char err[512];
+	struct proxy *p = proxy_open(c, err, sizeof(err));
+	int rc;
+
+	if (p == NULL) {
+		log_err("%s", err);
+		return 1;
+	}
+	if ((!foreground && daemon(0, to_stderr) != 0) ||
+	    write_pid_file(pidf) != 0 || drop_privileges(user) != 0) {
+		proxy_free(p);
+		return 1;
+	}
+	if (geteuid() == 0 || getuid() == 0) {
+		log_err("proxy: refusing to serve as root: set \"user\" in"
+		    " mxwarden.conf");
+		proxy_free(p);
+		return 1;
+	}
+	log_info("mxwarden %s starting: SMTP proxy to %s", MXW_VERSION,
+	    c->proxy_backend);
+	rc = proxy_run(p, e, err, sizeof(err)) == 0 ? 0 : 1;
+	if (rc != 0) {
+		log_err("proxy: %s", err);
+		*keep_eng = 1;
+	}
+	proxy_free(p);
+	return rc;
+}
+
+static int
+cmd_daemon(const struct opts *o, int proxy_mode)
 {
 	struct eng *e;
 	struct store *st = NULL;
 	char err[512];
-	int rc;
+	int rc, keep_eng = 0;
 
 	log_init("mxwarden", 1, LOG_LVL_INFO);
 	if ((e = make_engine(o)) == NULL)
@@ -155,6 +198,15 @@ cmd_daemon(const struct opts *o)
 	eng_txn_free(probe);
 
 	log_init("mxwarden", to_stderr, (enum log_level)level);
+	if (proxy_mode) {
+		/* The config snapshot lives as long as the engine. */
+		struct txn *t = eng_txn_new(e);
+		/* The database is opened after the privilege drop. */
+		rc = run_proxy(e, eng_cfg(t), user, o->foreground, to_stderr,
+		    pidf, &keep_eng);
+		eng_txn_free(t);
+		goto out;
+	}
 	if (!o->foreground && daemon(0, to_stderr) != 0) {
 		log_errno("daemon");
 		rc = 1;
@@ -168,13 +220,20 @@ cmd_daemon(const struct opts *o)
 		log_warn("database unavailable, history is not recorded: %s", err);
 	eng_set_store(e, st);
 	log_info("mxwarden %s starting: milter on %s", MXW_VERSION, sock);
-	rc = milter_run(e, sock, timeout, err, sizeof(err)) == 0 ? 0 : 1;
-	if (rc != 0)
+	int mr = milter_run(e, sock, timeout, err, sizeof(err));
+	rc = mr == 0 ? 0 : 1;
+	if (mr != 0)
 		log_err("milter: %s", err);
+	if (mr == MILTER_BUSY) {
+		/* Threads may still be inside the engine: do not free it. */
+		log_err("exiting with transactions still running");
+		_exit(1);
+	}
 	log_info("mxwarden stopped");
 out:
 	store_close(st);
-	eng_free(e);
+	if (!keep_eng)
+		eng_free(e);
 	free(sock);
 	free(db);
 	free(user);
@@ -309,7 +368,9 @@ main(int argc, char **argv)
 	if (o.conf == NULL && access(MXW_DEFAULT_CONF, R_OK) == 0)
 		o.conf = MXW_DEFAULT_CONF;
 	if (cmd == NULL || strcmp(cmd, "run") == 0)
-		return cmd_daemon(&o);
+		return cmd_daemon(&o, 0);
+	if (strcmp(cmd, "proxy") == 0)
+		return cmd_daemon(&o, 1);
 	if (strcmp(cmd, "configtest") == 0)
 		return cmd_configtest(&o);
 	if (strcmp(cmd, "check") == 0)

@@ -14,9 +14,11 @@
  * that the header edits (Authentication-Results, X-Spam-*, removal of
  * forged Authentication-Results) are always applied at end of message.
  *
- * Thread safety: the only module state is the engine pointer (set before
+ * Thread safety: module state is the engine pointer (set before
  * smfi_main() starts any thread, read-only afterwards), the stop flag
- * (atomic) and the session counter (mutex). No static scratch buffers.
+ * (atomic), and the list of open connections with the number of running
+ * callbacks (milter_lock), used to free what libmilter abandons at a
+ * stop. No static scratch buffers.
  *
  * Security: every string from the MTA is untrusted; reply text sent back
  * to the MTA is stripped of control characters and '%' is escaped.
@@ -53,12 +55,13 @@
 #define MILTER_MACROS_EOM	"i"
 
 #define MILTER_REPLY_MAX	900	/* reply text after escaping */
-#define MILTER_DRAIN_S		20	/* wait for sessions at shutdown */
+#define MILTER_DRAIN_S		30	/* wait for callbacks at shutdown */
 
 /* Where a verdict is enforced: some answers mean different things. */
 enum milter_stage { MS_CONNECT, MS_HELO, MS_MESSAGE, MS_BODY, MS_EOM };
 
 struct milter_conn {
+	struct milter_conn *next, *prev;	/* milter_conns, under milter_lock */
 	struct txn	*t;
 	unsigned long	 actions;	/* SMFIF_* the MTA granted */
 	unsigned long	 proto;		/* SMFIP_* agreed */
@@ -68,9 +71,14 @@ struct milter_conn {
 
 static struct eng *milter_eng;
 static int milter_stopping;
+/* milter_lock guards the list of open connections, the number of
+ * callbacks running and the "reaped" flag (set at the end of a stop:
+ * from then on no callback touches a connection). */
 static pthread_mutex_t milter_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t milter_idle = PTHREAD_COND_INITIALIZER;
-static int milter_sessions;
+static struct milter_conn *milter_conns;
+static int milter_busy;
+static int milter_reaped;
 
 static int
 milter_is_stopping(void)
@@ -90,9 +98,27 @@ milter_conn_get(SMFICTX *ctx)
 	c->actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
 	smfi_setpriv(ctx, c);
 	pthread_mutex_lock(&milter_lock);
-	milter_sessions++;
+	c->next = milter_conns;
+	if (milter_conns != NULL)
+		milter_conns->prev = c;
+	milter_conns = c;
 	pthread_mutex_unlock(&milter_lock);
 	return c;
+}
+
+/* milter_conn_free - unlink (caller holds milter_lock) and free. */
+static void
+milter_conn_free(struct milter_conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		milter_conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->t != NULL)
+		eng_txn_free(c->t);
+	free(c);
 }
 
 static const char *
@@ -134,35 +160,6 @@ milter_reply_text(char *dst, size_t dstlen, const char *src)
 	dst[n] = '\0';
 }
 
-static int
-milter_valid_rcode(const char *r)
-{
-	return (r[0] == '4' || r[0] == '5') && r[1] >= '0' && r[1] <= '9' &&
-	    r[2] >= '0' && r[2] <= '9' && r[3] == '\0';
-}
-
-/* milter_valid_xcode - "C.SSS.DDD" (RFC 3463) whose class matches. */
-static int
-milter_valid_xcode(const char *x, char cls)
-{
-	int part = 0, digits = 0;
-
-	if (x[0] != cls || x[1] != '.')
-		return 0;
-	for (const char *p = x; *p != '\0'; p++) {
-		if (*p == '.') {
-			if (digits == 0 || ++part > 2)
-				return 0;
-			digits = 0;
-		} else if (*p >= '0' && *p <= '9') {
-			if (++digits > 3)
-				return 0;
-		} else
-			return 0;
-	}
-	return part == 2 && digits > 0;
-}
-
 /*
  * milter_reply - set the SMTP reply for a reject or tempfail verdict and
  * return the matching SMFIS_ code. The reply code's class wins over the
@@ -172,18 +169,11 @@ static sfsistat
 milter_reply(SMFICTX *ctx, const struct milter_conn *c,
     const struct verdict *v)
 {
-	int temp = v->action == VERDICT_TEMPFAIL;
-	const char *rcode = temp ? "451" : "550";
-	const char *xcode;
-	char text[MILTER_REPLY_MAX + 1];
+	char rcode[4], xcode[16], plain[MILTER_REPLY_MAX + 1];
+	char text[2 * MILTER_REPLY_MAX + 1];
+	int temp = verdict_reply(v, rcode, xcode, plain, sizeof(plain));
 
-	if (milter_valid_rcode(v->rcode)) {
-		rcode = v->rcode;
-		temp = rcode[0] == '4';
-	}
-	xcode = milter_valid_xcode(v->xcode, rcode[0]) ? v->xcode :
-	    temp ? "4.7.1" : "5.7.1";
-	milter_reply_text(text, sizeof(text), v->text);
+	milter_reply_text(text, sizeof(text), plain);
 	if (smfi_setreply(ctx, (char *)rcode, (char *)xcode,
 	    text[0] != '\0' ? text : NULL) != MI_SUCCESS)
 		log_warn("%s milter: MTA reply \"%s %s %s\" refused by libmilter",
@@ -236,7 +226,7 @@ milter_decide(SMFICTX *ctx, struct milter_conn *c, const struct verdict *v,
 }
 
 static sfsistat
-milter_cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+milter_do_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     unsigned long f2, unsigned long f3, unsigned long *pf0,
     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
@@ -312,18 +302,8 @@ milter_addr(SMFICTX *ctx, const struct sockaddr *sa, char *ip, size_t iplen,
 	return 0;
 }
 
-/* milter_set_our_hostname - the MTA's $j; txn.h has no setter for it. */
-static void
-milter_set_our_hostname(struct txn *t, const char *j)
-{
-	if (j == NULL)
-		return;
-	free(t->our_hostname);
-	t->our_hostname = xstrdup(j);
-}
-
 static sfsistat
-milter_cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+milter_do_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	struct milter_conn *c = milter_conn_get(ctx);
 	struct verdict v;
@@ -350,7 +330,7 @@ milter_cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	    strcasecmp(name, "unknown") == 0))
 		name = NULL;
 	txn_set_client(c->t, ip, port, name);
-	milter_set_our_hostname(c->t, milter_macro(ctx, "j"));
+	txn_set_our_hostname(c->t, milter_macro(ctx, "j"));
 	log_debug("%s milter: connect [%s]:%d name=%s", c->t->id, ip, port,
 	    name ? name : "-");
 	eng_event(c->t, TXN_EV_CONNECT, &v);
@@ -378,7 +358,7 @@ milter_tempfail_protocol(SMFICTX *ctx)
 }
 
 static sfsistat
-milter_cb_helo(SMFICTX *ctx, char *helohost)
+milter_do_helo(SMFICTX *ctx, char *helohost)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "HELO");
@@ -404,7 +384,7 @@ milter_queue_id(SMFICTX *ctx, struct txn *t)
 }
 
 static sfsistat
-milter_cb_envfrom(SMFICTX *ctx, char **argv)
+milter_do_envfrom(SMFICTX *ctx, char **argv)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "MAIL");
@@ -431,7 +411,7 @@ milter_cb_envfrom(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
-milter_cb_envrcpt(SMFICTX *ctx, char **argv)
+milter_do_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "RCPT");
@@ -457,7 +437,7 @@ milter_cb_envrcpt(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
-milter_cb_data(SMFICTX *ctx)
+milter_do_data(SMFICTX *ctx)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "DATA");
@@ -471,7 +451,7 @@ milter_cb_data(SMFICTX *ctx)
 }
 
 static sfsistat
-milter_cb_header(SMFICTX *ctx, char *name, char *value)
+milter_do_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "header");
@@ -496,7 +476,7 @@ milter_cb_header(SMFICTX *ctx, char *name, char *value)
 }
 
 static sfsistat
-milter_cb_eoh(SMFICTX *ctx)
+milter_do_eoh(SMFICTX *ctx)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "EOH");
@@ -509,7 +489,7 @@ milter_cb_eoh(SMFICTX *ctx)
 }
 
 static sfsistat
-milter_cb_body(SMFICTX *ctx, unsigned char *data, size_t len)
+milter_do_body(SMFICTX *ctx, unsigned char *data, size_t len)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "body");
@@ -619,7 +599,7 @@ milter_quarantine(SMFICTX *ctx, struct txn *t, const struct verdict *v)
 }
 
 static sfsistat
-milter_cb_eom(SMFICTX *ctx)
+milter_do_eom(SMFICTX *ctx)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "EOM");
@@ -651,7 +631,7 @@ milter_cb_eom(SMFICTX *ctx)
 }
 
 static sfsistat
-milter_cb_abort(SMFICTX *ctx)
+milter_do_abort(SMFICTX *ctx)
 {
 	struct milter_conn *c = smfi_getpriv(ctx);
 
@@ -663,19 +643,15 @@ milter_cb_abort(SMFICTX *ctx)
 }
 
 static sfsistat
-milter_cb_close(SMFICTX *ctx)
+milter_do_close(SMFICTX *ctx)
 {
 	struct milter_conn *c = smfi_getpriv(ctx);
 
 	if (c == NULL)
 		return SMFIS_CONTINUE;
 	smfi_setpriv(ctx, NULL);
-	if (c->t != NULL)
-		eng_txn_free(c->t);
-	free(c);
 	pthread_mutex_lock(&milter_lock);
-	if (--milter_sessions == 0)
-		pthread_cond_broadcast(&milter_idle);
+	milter_conn_free(c);
 	pthread_mutex_unlock(&milter_lock);
 	return SMFIS_CONTINUE;
 }
@@ -785,26 +761,112 @@ milter_nodelay(const char *spec)
 }
 
 /*
- * milter_drain - after smfi_main() returns, wait (bounded) until every
- * session has been closed. Returns the number still open.
+ * milter_enter, milter_leave - bracket every callback. Once the stop has
+ * reaped the connections, a late callback must not touch its own.
  */
 static int
-milter_drain(int wait_s)
+milter_enter(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&milter_lock);
+	if (milter_reaped)
+		r = -1;
+	else
+		milter_busy++;
+	pthread_mutex_unlock(&milter_lock);
+	return r;
+}
+
+static void
+milter_leave(void)
+{
+	pthread_mutex_lock(&milter_lock);
+	if (--milter_busy == 0)
+		pthread_cond_broadcast(&milter_idle);
+	pthread_mutex_unlock(&milter_lock);
+}
+
+/* milter_wait_idle - wait (bounded) until no callback runs; 0 or -1. */
+static int
+milter_wait_idle(int wait_s)
 {
 	struct timespec until;
-	int left;
+	int r = 0;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += wait_s;
 	pthread_mutex_lock(&milter_lock);
-	while (milter_sessions > 0)
+	while (milter_busy > 0 && r == 0)
 		if (pthread_cond_timedwait(&milter_idle, &milter_lock,
 		    &until) == ETIMEDOUT)
-			break;
-	left = milter_sessions;
+			r = -1;
+	if (milter_busy > 0)
+		r = -1;
 	pthread_mutex_unlock(&milter_lock);
-	return left;
+	return r;
 }
+
+/*
+ * milter_reap - after smfi_main() has returned: wait for the callbacks
+ * still running, then free the connections libmilter has abandoned.
+ * (Debian's libmilter runs a pool of workers: at a stop it stops serving
+ * idle sessions and never calls their close callback.) Returns the
+ * number of connections freed, or -1 when callbacks were still running
+ * after wait_s seconds (then nothing is freed).
+ */
+static int
+milter_reap(int wait_s)
+{
+	int n = 0;
+
+	if (milter_wait_idle(wait_s) < 0)
+		return -1;
+	/* XXX a worker that passed libmilter's own stop test just before
+	 * the stop may enter a callback a moment later: give it time. */
+	usleep(200 * 1000);
+	if (milter_wait_idle(wait_s) < 0)
+		return -1;
+	pthread_mutex_lock(&milter_lock);
+	milter_reaped = 1;
+	while (milter_conns != NULL) {
+		milter_conn_free(milter_conns);
+		n++;
+	}
+	pthread_mutex_unlock(&milter_lock);
+	return n;
+}
+
+/* Callbacks as libmilter sees them: milter_do_* inside enter/leave. */
+#define MILTER_CB(name, params, args)				\
+static sfsistat							\
+milter_cb_##name params						\
+{								\
+	sfsistat r;						\
+								\
+	if (milter_enter() < 0)					\
+		return SMFIS_TEMPFAIL;				\
+	r = milter_do_##name args;				\
+	milter_leave();						\
+	return r;						\
+}
+
+MILTER_CB(negotiate, (SMFICTX *ctx, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3),
+    (ctx, f0, f1, f2, f3, pf0, pf1, pf2, pf3))
+MILTER_CB(connect, (SMFICTX *ctx, char *host, _SOCK_ADDR *sa), (ctx, host, sa))
+MILTER_CB(helo, (SMFICTX *ctx, char *helo), (ctx, helo))
+MILTER_CB(envfrom, (SMFICTX *ctx, char **argv), (ctx, argv))
+MILTER_CB(envrcpt, (SMFICTX *ctx, char **argv), (ctx, argv))
+MILTER_CB(data, (SMFICTX *ctx), (ctx))
+MILTER_CB(header, (SMFICTX *ctx, char *name, char *value), (ctx, name, value))
+MILTER_CB(eoh, (SMFICTX *ctx), (ctx))
+MILTER_CB(body, (SMFICTX *ctx, unsigned char *data, size_t len),
+    (ctx, data, len))
+MILTER_CB(eom, (SMFICTX *ctx), (ctx))
+MILTER_CB(abort, (SMFICTX *ctx), (ctx))
+MILTER_CB(close, (SMFICTX *ctx), (ctx))
 
 static struct smfiDesc milter_desc = {
 	.xxfi_name = "mxwarden",
@@ -825,9 +887,11 @@ static struct smfiDesc milter_desc = {
 	.xxfi_negotiate = milter_cb_negotiate,
 };
 
-/* milter_setup - hand the socket and callbacks to libmilter. */
+/* milter_setup - hand the socket and callbacks to libmilter; *sock_st
+ * gets the unix socket's identity (st_ino 0 for inet). */
 static int
-milter_setup(const char *spec, int timeout_s, char *err, size_t errlen)
+milter_setup(const char *spec, int timeout_s, struct stat *sock_st, char *err,
+    size_t errlen)
 {
 	const char *path = milter_unix_path(spec);
 	char *conn = xstrdup(spec);
@@ -853,8 +917,26 @@ milter_setup(const char *spec, int timeout_s, char *err, size_t errlen)
 		    " (bad address, or in use)", spec);
 		return -1;
 	}
+	memset(sock_st, 0, sizeof(*sock_st));
+	if (path != NULL && lstat(path, sock_st) < 0)
+		memset(sock_st, 0, sizeof(*sock_st));
 	milter_nodelay(spec);
 	return 0;
+}
+
+/* milter_remove_socket - remove our unix socket at stop, unless another
+ * process has put its own there meanwhile. */
+static void
+milter_remove_socket(const char *spec, const struct stat *ours)
+{
+	const char *path = milter_unix_path(spec);
+	struct stat st;
+
+	if (path == NULL || ours->st_ino == 0 || lstat(path, &st) < 0)
+		return;
+	if (st.st_ino == ours->st_ino && st.st_dev == ours->st_dev &&
+	    unlink(path) < 0)
+		log_errno("milter: cannot remove %s", path);
 }
 
 int
@@ -862,6 +944,7 @@ milter_run(struct eng *e, const char *socket_spec, int timeout_s, char *err,
     size_t errlen)
 {
 	int r, left;
+	struct stat sock_st;
 
 	if (e == NULL || socket_spec == NULL || *socket_spec == '\0') {
 		str_fmt(err, errlen, "milter_run: no engine or socket");
@@ -869,19 +952,23 @@ milter_run(struct eng *e, const char *socket_spec, int timeout_s, char *err,
 	}
 	milter_eng = e;
 	__atomic_store_n(&milter_stopping, 0, __ATOMIC_RELEASE);
+	milter_reaped = 0;
 	/* A write to an MTA that went away must not end the process. */
 	signal(SIGPIPE, SIG_IGN);
-	if (milter_setup(socket_spec, timeout_s, err, errlen) < 0)
+	if (milter_setup(socket_spec, timeout_s, &sock_st, err, errlen) < 0)
 		return -1;
 	log_info("milter: listening on %s", socket_spec);
 	r = smfi_main();
 	__atomic_store_n(&milter_stopping, 1, __ATOMIC_RELEASE);
-	left = milter_drain(MILTER_DRAIN_S);
-	if (left > 0) {
-		str_fmt(err, errlen, "%d milter session(s) still open after %d s",
-		    left, MILTER_DRAIN_S);
-		return -1;
+	milter_remove_socket(socket_spec, &sock_st);
+	left = milter_reap(MILTER_DRAIN_S);
+	if (left < 0) {
+		str_fmt(err, errlen, "callbacks still running %d s after the"
+		    " stop", MILTER_DRAIN_S);
+		return MILTER_BUSY;
 	}
+	if (left > 0)
+		log_info("milter: %d idle MTA session(s) dropped at stop", left);
 	if (r != MI_SUCCESS) {
 		str_fmt(err, errlen, "libmilter stopped with an error (see the"
 		    " mail log)");

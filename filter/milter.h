@@ -16,6 +16,8 @@
 
 struct eng;
 
+#define MILTER_BUSY	(-2)
+
 /*
  * milter_run - listen on socket_spec and serve MTA connections until
  * stopped.
@@ -26,11 +28,15 @@ struct eng;
  * is an error. timeout_s is libmilter's I/O timeout towards the MTA.
  * The engine is borrowed: it must outlive milter_run().
  *
- * Returns 0 after a clean stop (every MTA session closed), or -1 with a
- * reason in err: the socket could not be opened, libmilter failed, or
- * sessions were still running when the shutdown wait ran out. In the
- * last case threads may still use the engine: the caller must exit
- * without eng_free().
+ * At a stop, callbacks already running are waited for (bounded); MTA
+ * sessions idle between two commands are dropped and their transactions
+ * freed (the MTA then applies its milter_default_action / F= flag).
+ *
+ * Returns 0 after a clean stop; -1 with a reason in err when the socket
+ * could not be opened or libmilter failed; MILTER_BUSY (with a reason)
+ * when callbacks were still running after the shutdown wait (30 s):
+ * threads may still use the engine, so the caller must exit without
+ * eng_free().
  *
  * Only one milter_run() may be active in a process (libmilter keeps
  * global state).

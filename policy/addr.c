@@ -6,6 +6,7 @@
  * ("a b"@x) and address literals (user@[192.0.2.1]). The domain is
  * lower-cased and a trailing dot removed. Pure and thread-safe.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
 
@@ -51,21 +52,23 @@ addr_domain_ok(const char *d)
 	return lab > 0 && d[len - 1] != '-';
 }
 
-/* addr_literal_ok - "[1.2.3.4]" or "[IPv6:...]": brackets and a
- * plausible body; the checks compare it with the client later. */
+/* addr_literal_ok - "[192.0.2.1]" or "[IPv6:2001:db8::1]" with a valid
+ * address (RFC 5321 §4.1.3); general literals ("[tag:...]") are not
+ * accepted. d is lower-case. */
 static int
 addr_literal_ok(const char *d)
 {
 	size_t len = strlen(d);
+	char ip[64];
+	unsigned char bin[16];
 
-	if (len < 3 || d[0] != '[' || d[len - 1] != ']')
+	if (len < 3 || len - 2 >= sizeof(ip) || d[0] != '[' || d[len - 1] != ']')
 		return 0;
-	for (size_t i = 1; i < len - 1; i++) {
-		unsigned char c = (unsigned char)d[i];
-		if (!isalnum(c) && c != '.' && c != ':')
-			return 0;
-	}
-	return 1;
+	memcpy(ip, d + 1, len - 2);
+	ip[len - 2] = '\0';
+	if (strncmp(ip, "ipv6:", 5) == 0)
+		return inet_pton(AF_INET6, ip + 5, bin) == 1;
+	return inet_pton(AF_INET, ip, bin) == 1;
 }
 
 /* addr_scan_local - length of the local part at s (dot-string or

@@ -463,6 +463,10 @@ chk_dmarc_run(struct chk_dmarc *c, struct txn *t)
 	str_copy(t->dmarc.policy, "none", sizeof(t->dmarc.policy));
 	str_copy(t->dmarc.disposition, "none", sizeof(t->dmarc.disposition));
 	if (dmarc_from(t, from, sizeof(from), &why) < 0) {
+		/* RFC 7489 §6.6.1: several authors defeat DMARC; the rules
+		 * reject FROM_MULTIPLE by default. */
+		if (why != NULL && strncmp(why, "multiple", 8) == 0)
+			txn_symbol(t, "FROM_MULTIPLE", why);
 		dmarc_finish(t, CHK_PERMERROR, "DMARC_PERMERROR", why);
 		return;
 	}

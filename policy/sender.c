@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "addr.h"
 #include "dns.h"
 #include "helo.h"
 #include "sender.h"
@@ -135,16 +136,33 @@ chk_sender_eval(struct dns *d, const char *domain, char *why, size_t whylen)
 	return r;
 }
 
+/*
+ * sender_literal - the domain part of t->mail_from when it is an address
+ * literal ("a@[192.0.2.1]"), copied to a (NULL otherwise). txn_set_mail()
+ * leaves t->mail_domain NULL for a literal as for the null sender, so
+ * the literal must be told apart here; a malformed MAIL FROM (already
+ * MAIL_MALFORMED) is not parsed as one.
+ */
+static const char *
+sender_literal(const struct txn *t, struct addr *a)
+{
+	if (t->mail_from == NULL || t->mail_from[0] == '\0' ||
+	    addr_parse(t->mail_from, a) != ADDR_OK || !a->literal)
+		return NULL;
+	return a->domain;
+}
+
 void
 chk_sender_run(struct txn *t, struct dns *d)
 {
 	char why[300];
 	enum chk_sender_res r;
-	const char *sym;
+	const char *sym, *domain = t->mail_domain;
+	struct addr a;
 
-	if (t->mail_domain == NULL)
+	if (domain == NULL && (domain = sender_literal(t, &a)) == NULL)
 		return;		/* null sender */
-	r = chk_sender_eval(d, t->mail_domain, why, sizeof(why));
+	r = chk_sender_eval(d, domain, why, sizeof(why));
 	sym = chk_sender_symbol(r);
 	if (sym != NULL)
 		txn_symbol(t, sym, why);

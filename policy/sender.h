@@ -1,8 +1,9 @@
 /*
  * sender.h - the sender domain check (RFC 5321 §5, RFC 7505).
  *
- * Called by the engine at MAIL FROM for t->mail_domain (NULL, the null
- * sender, is not checked). Symbols:
+ * Called by the engine at MAIL FROM for t->mail_domain, or for the
+ * address literal of t->mail_from (SENDER_INVALID); the null sender is
+ * not checked. Symbols:
  *   SENDER_INVALID    malformed domain (syntax, single label, address
  *                     literal): no DNS query is made
  *   SENDER_NXDOMAIN   the domain does not exist
@@ -42,7 +43,8 @@ enum chk_sender_res chk_sender_eval(struct dns *d, const char *domain,
 /* chk_sender_symbol - "SENDER_NXDOMAIN" ..., NULL for CHK_SENDER_OK. */
 const char	*chk_sender_symbol(enum chk_sender_res r);
 
-/* chk_sender_run - chk_sender_eval on t->mail_domain; adds the symbol. */
+/* chk_sender_run - chk_sender_eval on t->mail_domain (or the address
+ * literal of t->mail_from); adds the symbol. */
 void		 chk_sender_run(struct txn *t, struct dns *d);
 
 #endif

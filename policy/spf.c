@@ -106,7 +106,10 @@ chk_spf_domain_ok(const char *domain)
 {
 	const char *dot;
 
-	if (domain == NULL || !dns_valid_name(domain))
+	/* RFC 7208 §4.3: an address literal or a name with spaces is not
+	 * a domain to query: "none" without a lookup. */
+	if (domain == NULL || !dns_valid_name(domain) || domain[0] == '[' ||
+	    strchr(domain, ' ') != NULL)
 		return 0;
 	dot = strchr(domain, '.');
 	return dot != NULL && dot[1] != '\0';
@@ -829,8 +832,10 @@ chk_spf_mailfrom(struct chk_spf *s, struct txn *t)
 	char reason[512], sym[32];
 	enum chk_res r;
 
-	if (t->mail_domain == NULL) {
-		/* Null sender: the HELO identity is the one that counts. */
+	if (t->mail_from == NULL || t->mail_from[0] == '\0') {
+		/* Null sender: the HELO identity is the one that counts. An
+		 * address literal or malformed sender is not the null sender:
+		 * it keeps the mailfrom identity (and gets "none"). */
 		if (t->spf_helo.identity == NULL)
 			spf_helo_eval(s, t);
 		spf_store(&t->spf, t->spf_helo.res, t->spf_helo.domain, "helo",

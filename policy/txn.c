@@ -44,6 +44,63 @@ verdict_name(enum verdict_action a)
 	return "?";
 }
 
+static int
+verdict_valid_rcode(const char *r)
+{
+	return (r[0] == '4' || r[0] == '5') && r[1] >= '0' && r[1] <= '9' &&
+	    r[2] >= '0' && r[2] <= '9' && r[3] == '\0';
+}
+
+/* verdict_valid_xcode - "C.SSS.DDD" (RFC 3463) of class cls. */
+static int
+verdict_valid_xcode(const char *x, char cls)
+{
+	int part = 0, digits = 0;
+
+	if (x[0] != cls || x[1] != '.')
+		return 0;
+	for (const char *p = x; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (digits == 0 || ++part > 2)
+				return 0;
+			digits = 0;
+		} else if (*p >= '0' && *p <= '9') {
+			if (++digits > 3)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return part == 2 && digits > 0;
+}
+
+int
+verdict_reply(const struct verdict *v, char rcode[4], char xcode[16],
+    char *text, size_t textlen)
+{
+	int temp = v->action == VERDICT_TEMPFAIL;
+	const char *src;
+	size_t n = 0;
+
+	str_copy(rcode, temp ? "451" : "550", 4);
+	if (verdict_valid_rcode(v->rcode)) {
+		str_copy(rcode, v->rcode, 4);
+		temp = rcode[0] == '4';
+	}
+	str_copy(xcode, verdict_valid_xcode(v->xcode, rcode[0]) ? v->xcode :
+	    temp ? "4.7.1" : "5.7.1", 16);
+	src = v->text[0] ? v->text : temp ? "Try again later" :
+	    "Rejected by policy";
+	if (textlen == 0)
+		return temp;
+	for (; *src != '\0' && n + 1 < textlen; src++) {
+		unsigned char ch = (unsigned char)*src;
+		text[n++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+	}
+	text[n] = '\0';
+	return temp;
+}
+
 static void
 txn_replace(char **field, const char *v)
 {
@@ -81,6 +138,13 @@ void
 txn_set_queue_id(struct txn *t, const char *id)
 {
 	txn_replace(&t->queue_id, id && *id ? id : NULL);
+}
+
+void
+txn_set_our_hostname(struct txn *t, const char *name)
+{
+	if (name != NULL && *name != '\0')
+		txn_replace(&t->our_hostname, name);
 }
 
 int

@@ -66,6 +66,17 @@ struct verdict {
 	char			 symbol[64];	/* what decided, "" for score */
 };
 
+/*
+ * verdict_reply - the SMTP reply both front ends send for a reject or
+ * tempfail verdict, made safe: a valid 4xx/5xx code (default 451/550),
+ * an RFC 3463 enhanced code of the same class (default 4.7.1/5.7.1),
+ * text without control characters (default "Try again later" /
+ * "Rejected by policy"), cut to fit textlen. The code's class wins over
+ * the action. Returns 1 for a temporary failure, 0 for a permanent one.
+ */
+int	 verdict_reply(const struct verdict *v, char rcode[4], char xcode[16],
+	    char *text, size_t textlen);
+
 struct txn_header {
 	char	*name;		/* as received */
 	char	*value;		/* raw: leading white space and folding kept */
@@ -169,6 +180,9 @@ void	 txn_set_helo(struct txn *t, const char *helo);
 void	 txn_set_auth(struct txn *t, const char *user);
 void	 txn_set_tls(struct txn *t, const char *version);
 void	 txn_set_queue_id(struct txn *t, const char *id);
+/* txn_set_our_hostname - the MTA's own name ($j); NULL or "" keeps the
+ * configured hostname. */
+void	 txn_set_our_hostname(struct txn *t, const char *name);
 /* txn_set_mail - the MAIL FROM address, with or without <>; also sets
  * mail_domain. Returns 0, or -1 if the address is malformed (the txn
  * then holds it anyway, and MAIL_MALFORMED is a symbol). */

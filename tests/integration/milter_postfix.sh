@@ -116,6 +116,12 @@ part2_replies() {
 	r=$(stub_send rej 127.0.0.7 client.test reject@sender.test u@local.test)
 	is "$r" "550 5.1.8 Sender address rejected: 100% bogus" \
 		"stub: reject at MAIL, '%' reaches the client once"
+	r=$(stub_send ctrl 127.0.0.7 client.test ctrl@sender.test u@local.test)
+	is "$r" "550 5.7.1 bad  line and 50%" \
+		"stub: control characters in reply text become spaces"
+	r=$(stub_send badx 127.0.0.7 client.test badx@sender.test u@local.test)
+	is "$r" "550 5.7.1 Mismatched code" \
+		"stub: an enhanced code of the wrong class is replaced"
 	r=$(stub_send tmp 127.0.0.7 client.test tempfail@sender.test u@local.test)
 	is "$r" "451 4.7.1 Try again later" "stub: tempfail at MAIL"
 	r=$(stub_send rcpt 127.0.0.7 client.test ok@sender.test reject@local.test)
@@ -215,6 +221,151 @@ part2() {
 
 # ---- part 3: Postfix -> mxwarden ----
 
+# mx_send NAME IP MAILFROM [ALG DOMAIN SELECTOR] - a message with From:
+# MAILFROM, DKIM-signed when ALG is given; $MUTATE (sed script) is applied
+# after signing. Sets R (reply) and, when DELIVER=1 (default) and the
+# reply is 250, D (the captured message) and AR, XS, XF (its
+# Authentication-Results, X-Spam-Status, X-Spam-Flag).
+MX_DELIVERED=0
+mx_send() {
+	local name=$1 ip=$2 from=$3 f
+	f=$(mail_file "$name" "From: <$from>" "To: <u@local.test>" "Subject: $name")
+	if [ $# -ge 6 ]; then
+		sh "$MXW_TOP/tests/dkim/sign" "$MXW_RUN/p3" "$4" "$5" "$6" \
+			<"$f" >"$f.signed" && mv "$f.signed" "$f"
+	fi
+	[ -n "${MUTATE:-}" ] && sed -i "$MUTATE" "$f"
+	R=$(send_mail "$ip" good10.iprev.test "$from" u@local.test "$f")
+	D= AR= XS= XF=
+	if [ "${DELIVER:-1}" = 1 ] && [[ $R == 250* ]]; then
+		MX_DELIVERED=$((MX_DELIVERED + 1))
+		if wait_delivered "$MX_DELIVERED" 20; then
+			D=$(delivered_file "$MX_DELIVERED")
+			AR=$(header_of "$D" Authentication-Results)
+			XS=$(header_of "$D" X-Spam-Status)
+			XF=$(header_of "$D" X-Spam-Flag)
+		fi
+	fi
+}
+
+# A-R pieces the engine writes (RFC 8601).
+AR_ID='mx\.mxw\.test;'
+IPREV_NONE_RE='iprev=permerror policy\.iprev=127\.0\.0\.[0-9]+'
+
+part3_spf() {
+	local d
+	mx_send spfpass 127.0.0.20 u@pass.spf.test
+	is "$AR" "mx.mxw.test;	iprev=permerror policy.iprev=127.0.0.20;	spf=pass (domain of pass.spf.test designates 127.0.0.20 as permitted sender) smtp.mailfrom=u@pass.spf.test;	dkim=none;	dmarc=none header.from=pass.spf.test" \
+		"matrix: SPF pass: exact Authentication-Results"
+	like "$XS" '^No, score=[0-9.]+ required=5\.0 tests=DKIM_NONE,DMARC_NONE,IPREV_NONE,SPF_PASS$' \
+		"matrix: SPF pass: X-Spam-Status"
+	is "$XF" "" "matrix: SPF pass: no X-Spam-Flag"
+	mx_send spffail 127.0.0.21 u@pass.spf.test
+	like "$AR" "^$AR_ID	$IPREV_NONE_RE;	spf=fail \(domain of pass\.spf\.test does not designate 127\.0\.0\.21 as permitted sender\) smtp\.mailfrom=u@pass\.spf\.test;	dkim=none;	dmarc=none header\.from=pass\.spf\.test$" \
+		"matrix: SPF fail: Authentication-Results"
+	like "$XS" '^Yes, score=[0-9.]+ required=5\.0 tests=DKIM_NONE,DMARC_NONE,IPREV_NONE,SPF_FAIL$' \
+		"matrix: SPF fail: X-Spam-Status Yes"
+	is "$XF" "YES" "matrix: SPF fail: X-Spam-Flag YES"
+	for d in softfail neutral; do
+		mx_send "spf$d" 127.0.0.21 "u@$d.spf.test"
+		like "$AR" "	spf=$d \([^)]*\) smtp\.mailfrom=u@$d\.spf\.test;" \
+			"matrix: SPF $d: Authentication-Results"
+		like "$XS" "tests=DKIM_NONE,DMARC_NONE,IPREV_NONE,SPF_${d^^}\$" \
+			"matrix: SPF $d: X-Spam-Status"
+	done
+	mx_send spfnone 127.0.0.21 u@none.spf.test
+	like "$AR" '	spf=none \([^)]*\) smtp\.mailfrom=u@none\.spf\.test;' \
+		"matrix: SPF none: Authentication-Results"
+	mx_send spfperm 127.0.0.21 u@permerror.spf.test
+	like "$AR" '	spf=permerror( \([^)]*\))? smtp\.mailfrom=u@permerror\.spf\.test;' \
+		"matrix: SPF permerror: Authentication-Results"
+	like "$XS" 'tests=.*SPF_PERMERROR' "matrix: SPF permerror: X-Spam-Status"
+	DELIVER=0 mx_send spftemp 127.0.0.21 u@temperror.spf.test
+	if [[ $R == 250* ]]; then
+		MX_DELIVERED=$((MX_DELIVERED + 1))
+		wait_delivered "$MX_DELIVERED" 20
+		like "$(header_of "$(delivered_file "$MX_DELIVERED")" Authentication-Results)" \
+			'	spf=temperror' "matrix: SPF temperror: accepted with spf=temperror"
+	else
+		like "$R" '^4[0-9][0-9] 4\.[0-9.]+ ' \
+			"matrix: SPF temperror: deferred (on_dns_error = tempfail)"
+	fi
+}
+
+part3_iprev() {
+	mx_send iprevpass 127.0.0.10 u@mx.sender.test
+	like "$AR" "^$AR_ID	iprev=pass \(good10\.iprev\.test\) policy\.iprev=127\.0\.0\.10;" \
+		"matrix: iprev pass from 127.0.0.10"
+	like "$XS" 'tests=.*IPREV_PASS' "matrix: iprev pass: X-Spam-Status"
+	mx_send iprevfail 127.0.0.11 u@mx.sender.test
+	like "$AR" "^$AR_ID	iprev=fail \(bad11\.iprev\.test\) policy\.iprev=127\.0\.0\.11;" \
+		"matrix: iprev fail from 127.0.0.11"
+	like "$XS" 'tests=.*IPREV_FAIL' "matrix: iprev fail: X-Spam-Status"
+	mx_send iprevnone 127.0.0.12 u@mx.sender.test
+	like "$AR" "^$AR_ID	iprev=permerror policy\.iprev=127\.0\.0\.12;" \
+		"matrix: iprev without PTR from 127.0.0.12"
+	like "$XS" 'tests=.*IPREV_NONE' "matrix: iprev none: X-Spam-Status"
+}
+
+part3_dkim() {
+	local dom=none.dmarc.test
+	mx_send dkimrsa 127.0.0.20 "u@$dom" rsa-sha256 "$dom" rsa
+	like "$AR" "	dkim=pass header\.d=none\.dmarc\.test header\.s=rsa header\.a=rsa-sha256 header\.b=[A-Za-z0-9+/]{8};	dmarc=pass \(p=none dis=none\) header\.from=none\.dmarc\.test\$" \
+		"matrix: DKIM pass (rsa-sha256), DMARC pass"
+	like "$XS" '^No, .*tests=DKIM_PASS,DMARC_PASS,IPREV_NONE,SPF_PASS$' \
+		"matrix: DKIM pass: X-Spam-Status"
+	mx_send dkimed 127.0.0.20 "u@$dom" ed25519-sha256 "$dom" ed
+	like "$AR" "	dkim=pass header\.d=none\.dmarc\.test header\.s=ed header\.a=ed25519-sha256 header\.b=[A-Za-z0-9+/]{8};" \
+		"matrix: DKIM pass (ed25519-sha256)"
+	MUTATE='s/^Test body line/Altered body line/' \
+		mx_send dkimbody 127.0.0.20 "u@$dom" rsa-sha256 "$dom" rsa
+	like "$AR" "	dkim=fail \(body hash mismatch\) header\.d=none\.dmarc\.test header\.s=rsa " \
+		"matrix: DKIM fail (body altered)"
+	like "$XS" 'tests=DKIM_FAIL,' "matrix: DKIM fail (body): X-Spam-Status"
+	MUTATE='s/^Subject: dkimhdr/Subject: altered/' \
+		mx_send dkimhdr 127.0.0.20 "u@$dom" rsa-sha256 "$dom" rsa
+	like "$AR" "	dkim=fail( \([^)]*\))? header\.d=none\.dmarc\.test header\.s=rsa " \
+		"matrix: DKIM fail (header altered)"
+	mx_send dkimrevoked 127.0.0.20 u@dkim.test rsa-sha256 dkim.test revoked
+	like "$AR" "	dkim=(fail|permerror)( \([^)]*\))? header\.d=dkim\.test header\.s=revoked " \
+		"matrix: DKIM revoked key"
+	like "$XS" 'tests=DKIM_(FAIL|PERMERROR),' "matrix: DKIM revoked: X-Spam-Status"
+}
+
+part3_dmarc() {
+	local held
+	mx_send dmarcrej 127.0.0.21 u@reject.dmarc.test
+	is "$R" "550 5.7.26 Unauthenticated email from reject.dmarc.test is not accepted due to domain's DMARC policy" \
+		"matrix: DMARC p=reject fail: 550 5.7.26"
+	held=$(postfix_hold_count)
+	DELIVER=0 mx_send dmarcq 127.0.0.21 u@quarantine.dmarc.test
+	like "$R" '^250 ' "matrix: DMARC p=quarantine fail: accepted"
+	wait_until_hold $((held + 1))
+	is "$(postfix_hold_count)" $((held + 1)) "matrix: DMARC p=quarantine fail: on hold"
+	mx_send dmarcnone 127.0.0.21 u@none.dmarc.test
+	like "$AR" "	dmarc=fail \(p=none dis=none\) header\.from=none\.dmarc\.test\$" \
+		"matrix: DMARC p=none fail: delivered, dmarc=fail"
+	like "$XS" 'tests=.*DMARC_FAIL_NONE' "matrix: DMARC p=none: X-Spam-Status"
+}
+
+wait_until_hold() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ "$(postfix_hold_count)" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+part3_sender() {
+	mx_send nullmx 127.0.0.20 u@nullmx.sender.test
+	is "$R" "556 5.1.10 Sender address rejected: domain does not accept mail (null MX)" \
+		"matrix: null MX sender: 556 5.1.10"
+	mx_send nx 127.0.0.20 u@nx.sender.test
+	is "$R" "550 5.1.8 Sender address rejected: domain nx.sender.test does not exist" \
+		"matrix: nonexistent sender domain: 550 5.1.8"
+}
+
 part3() {
 	local run=$MXW_RUN/p3 r d f
 	if [ ! -x "$MXW_BIN/mxwarden" ]; then
@@ -222,6 +373,10 @@ part3() {
 		return
 	fi
 	mkdir -p "$run"
+	if ! sh "$MXW_TOP/tests/dkim/keys" "$run" >"$run/keys.log" 2>&1; then
+		not_ok "mxwarden: DKIM test keys" "$(tail "$run/keys.log")"
+		return
+	fi
 	if ! start_dns "$run"; then
 		not_ok "mxwarden: test DNS starts" "$(tail "$run/dnsenv.log")"
 		return
@@ -240,6 +395,7 @@ part3() {
 	r=$(send_mail 127.0.0.5 client.test "user@mx.sender.test" \
 		u@local.test "$f")
 	like "$r" '^250 ' "mxwarden: message accepted"
+	MX_DELIVERED=1
 	if wait_delivered 1; then
 		d=$(delivered_file 1)
 		like "$(header_of "$d" Authentication-Results 1)" '^mx\.mxw\.test;' \
@@ -256,6 +412,15 @@ part3() {
 	r=$(send_mail 127.0.0.5 client.test user@nx.sender.test u@local.test "$f")
 	is "$r" "550 5.1.8 Sender address rejected: domain nx.sender.test does not exist" \
 		"mxwarden: nonexistent sender domain rejected (rule file)"
+	if [ -n "${MXW_SMOKE_ONLY:-}" ]; then
+		skip "matrix" "MXW_SMOKE_ONLY set"
+	else
+		part3_spf
+		part3_iprev
+		part3_dkim
+		part3_dmarc
+		part3_sender
+	fi
 	stop_postfix "$PF_QUEUE"
 	stop_pid "$MXW_PID" 20
 	is "$MXW_STOP_STATUS" 0 "mxwarden: SIGTERM stops it cleanly"

@@ -11,6 +11,8 @@
  *   HELO reject.helo.test          550 5.7.1 at HELO
  *   MAIL FROM reject@...           550 5.1.8, text with a '%' in it
  *   MAIL FROM tempfail@...         451 4.7.1
+ *   MAIL FROM ctrl@...             550 5.7.1, text with CR LF TAB and '%'
+ *   MAIL FROM badx@...             550 with enhanced code 4.1.1 (wrong class)
  *   MAIL FROM discard@...          discard
  *   RCPT TO reject@...             550 5.1.1
  *   RCPT TO rej4xx@...             "reject" with 421 4.7.0 (-> tempfail)
@@ -51,6 +53,7 @@ struct eng {
 struct stub_txn {
 	struct txn	 t;		/* first: milter.c sees a struct txn */
 	int		 accepted;	/* accept-early seen */
+	size_t		 traced;	/* symbols already traced */
 	char		 eom_action[32];
 };
 
@@ -102,76 +105,16 @@ stub_visible(const char *s)
 	return b.data != NULL ? b.data : xstrdup("");
 }
 
+/* stub_trace_symbols - trace the symbols added since the last call
+ * (milter.c adds RCPT_REJECTED_BY_MTA itself). */
 static void
-stub_set(char **field, const char *v)
+stub_trace_symbols(struct txn *t)
 {
-	free(*field);
-	*field = v != NULL ? xstrdup(v) : NULL;
-}
+	struct stub_txn *s = (struct stub_txn *)t;
 
-/* ---- txn.h ---- */
-
-void
-txn_set_client(struct txn *t, const char *ip, int port, const char *name)
-{
-	stub_set(&t->client_ip, ip);
-	t->client_port = port;
-	stub_set(&t->client_name, name);
-}
-
-void txn_set_helo(struct txn *t, const char *h) { stub_set(&t->helo, h); }
-void txn_set_auth(struct txn *t, const char *u) { stub_set(&t->auth_user, u); }
-void txn_set_tls(struct txn *t, const char *v) { stub_set(&t->tls_version, v); }
-void txn_set_queue_id(struct txn *t, const char *q) { stub_set(&t->queue_id, q); }
-
-int
-txn_set_mail(struct txn *t, const char *addr)
-{
-	size_t n = strlen(addr);
-	const char *at;
-
-	if (n >= 2 && addr[0] == '<' && addr[n - 1] == '>')
-		t->mail_from = xstrndup(addr + 1, n - 2);
-	else
-		t->mail_from = xstrdup(addr);
-	at = strrchr(t->mail_from, '@');
-	t->mail_domain = at != NULL ? str_lower(xstrdup(at + 1)) : NULL;
-	return 0;
-}
-
-int
-txn_add_rcpt(struct txn *t, const char *addr)
-{
-	t->rcpt = xrealloc(t->rcpt, (t->nrcpt + 1) * sizeof(*t->rcpt));
-	t->rcpt[t->nrcpt++] = xstrdup(addr);
-	return 0;
-}
-
-void
-txn_add_header(struct txn *t, const char *name, const char *value)
-{
-	t->hdr = xrealloc(t->hdr, (t->nhdr + 1) * sizeof(*t->hdr));
-	t->hdr[t->nhdr].name = xstrdup(name);
-	t->hdr[t->nhdr].value = xstrdup(value);
-	t->nhdr++;
-}
-
-void
-txn_symbol(struct txn *t, const char *name, const char *detail)
-{
-	stub_trace(t, "symbol %s %s", name, detail ? detail : "-");
-}
-
-void
-txn_hdrop(struct txn *t, enum txn_hdrop_kind kind, const char *name,
-    const char *value, int index)
-{
-	t->hdrop = xrealloc(t->hdrop, (t->nhdrop + 1) * sizeof(*t->hdrop));
-	t->hdrop[t->nhdrop].kind = kind;
-	t->hdrop[t->nhdrop].name = xstrdup(name);
-	t->hdrop[t->nhdrop].value = value != NULL ? xstrdup(value) : NULL;
-	t->hdrop[t->nhdrop].index = index;
-	t->nhdrop++;
+	for (; s->traced < t->nsym; s->traced++)
+		stub_trace(t, "symbol %s %s", t->sym[s->traced].name,
+		    t->sym[s->traced].detail ? t->sym[s->traced].detail : "-");
 }
 
 /* ---- engine.h ---- */
@@ -192,29 +135,9 @@ stub_free_message(struct txn *t)
 {
 	struct stub_txn *s = (struct stub_txn *)t;
 
-	free(t->mail_from);
-	free(t->mail_domain);
-	t->mail_from = t->mail_domain = NULL;
-	for (size_t i = 0; i < t->nrcpt; i++)
-		free(t->rcpt[i]);
-	free(t->rcpt);
-	t->rcpt = NULL;
-	t->nrcpt = 0;
-	for (size_t i = 0; i < t->nhdr; i++) {
-		free(t->hdr[i].name);
-		free(t->hdr[i].value);
-	}
-	free(t->hdr);
-	t->hdr = NULL;
-	t->nhdr = 0;
-	for (size_t i = 0; i < t->nhdrop; i++) {
-		free(t->hdrop[i].name);
-		free(t->hdrop[i].value);
-	}
-	free(t->hdrop);
-	t->hdrop = NULL;
-	t->nhdrop = 0;
-	t->body_bytes = 0;
+	stub_trace_symbols(t);
+	txn_clear_message(t);
+	s->traced = t->nsym;
 	s->accepted = 0;
 	s->eom_action[0] = '\0';
 }
@@ -232,14 +155,8 @@ eng_txn_free(struct txn *t)
 	if (t == NULL)
 		return;
 	stub_trace(t, "free");
-	stub_free_message(t);
-	free(t->queue_id);
-	free(t->client_ip);
-	free(t->client_name);
-	free(t->helo);
-	free(t->auth_user);
-	free(t->tls_version);
-	free(t->our_hostname);
+	stub_trace_symbols(t);
+	txn_clear_all(t);
 	free(t);
 }
 
@@ -303,6 +220,12 @@ stub_envelope(struct txn *t, enum txn_event ev, struct verdict *v)
 		if (stub_local_is(m, "tempfail"))
 			return stub_verdict(v, VERDICT_TEMPFAIL, "451", "4.7.1",
 			    "Try again later");
+		if (stub_local_is(m, "ctrl"))	/* must be cleaned */
+			return stub_verdict(v, VERDICT_REJECT, "550", "5.7.1",
+			    "bad\r\nline\tand 50%");
+		if (stub_local_is(m, "badx"))	/* class mismatch */
+			return stub_verdict(v, VERDICT_REJECT, "550", "4.1.1",
+			    "Mismatched code");
 		if (stub_local_is(m, "discard"))
 			return stub_verdict(v, VERDICT_DISCARD, "", "", "");
 		return stub_verdict(v, VERDICT_CONTINUE, "", "", "");
@@ -401,6 +324,7 @@ stub_eom(struct txn *t, struct verdict *v)
 enum verdict_action
 eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 {
+	stub_trace_symbols(t);
 	switch (ev) {
 	case TXN_EV_CONNECT:
 	case TXN_EV_HELO:

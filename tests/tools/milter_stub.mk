@@ -1,1 +1,1 @@
-milter_stub_SRCS = filter/milter.c policy/util.c policy/log.c policy/buf.c
+milter_stub_SRCS = filter/milter.c policy/txn.c policy/addr.c policy/util.c policy/log.c policy/buf.c

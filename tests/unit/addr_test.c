@@ -44,6 +44,10 @@ static const struct addr_case cases[] = {
 	{ "<@route-without-colon>", ADDR_BAD_SYNTAX, NULL, NULL },
 	{ "<a,b@example.org>", ADDR_BAD_SYNTAX, NULL, NULL },
 	{ "<user@[not literal>", ADDR_BAD_DOMAIN, NULL, NULL },
+	{ "<user@[300.1.1.1]>", ADDR_BAD_DOMAIN, NULL, NULL },
+	{ "<user@[1.2.3]>", ADDR_BAD_DOMAIN, NULL, NULL },
+	{ "<user@[IPv6:1.2.3.4]>", ADDR_BAD_DOMAIN, NULL, NULL },
+	{ "<user@[tag:content]>", ADDR_BAD_DOMAIN, NULL, NULL },
 	{ "<@example.org>", ADDR_BAD_SYNTAX, NULL, NULL },
 };
 

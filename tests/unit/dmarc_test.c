@@ -366,7 +366,12 @@ test_bad_from(void **state)
 	expect(&m, "DMARC_PERMERROR", CHK_PERMERROR, NULL, NULL);
 	m.from[0] = "a@example.com";
 	m.from[1] = "b@example.com";
-	expect(&m, "DMARC_PERMERROR", CHK_PERMERROR, NULL, NULL);
+	struct txn *two = run(&m);
+	/* Two From headers: permerror, and FROM_MULTIPLE for the rules. */
+	assert_true(txn_has_symbol(two, "DMARC_PERMERROR"));
+	assert_true(txn_has_symbol(two, "FROM_MULTIPLE"));
+	assert_int_equal(two->dmarc.res, CHK_PERMERROR);
+	txn_done(two);
 	m.from[1] = NULL;
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		struct txn *t;
@@ -375,6 +380,11 @@ test_bad_from(void **state)
 		t = run(&m);
 		if (!txn_has_symbol(t, "DMARC_PERMERROR"))
 			fail_msg("From \"%s\" accepted", bad[i]);
+		/* Only several addresses make FROM_MULTIPLE. */
+		if (txn_has_symbol(t, "FROM_MULTIPLE") !=
+		    (strchr(bad[i], ',') != NULL && strchr(bad[i], '@') !=
+		    strrchr(bad[i], '@')))
+			fail_msg("From \"%s\": FROM_MULTIPLE wrong", bad[i]);
 		assert_null(t->from_domain);
 		txn_done(t);
 	}

@@ -127,12 +127,57 @@ test_null_sender(void **state)
 	dns_free(d);
 }
 
+/*
+ * test_literal_sender - MAIL FROM with an address literal: txn_set_mail()
+ * leaves mail_domain NULL (as for <>), yet the literal is not the null
+ * sender and gets SENDER_INVALID; <> and a malformed address get none
+ * from this check (a malformed one is MAIL_MALFORMED already).
+ */
+static void
+test_literal_sender(void **state)
+{
+	static const struct {
+		const char	*from;
+		const char	*symbol;	/* NULL: no SENDER_ symbol */
+	} lit[] = {
+		{ "<a@[192.0.2.1]>", "SENDER_INVALID" },
+		{ "a@[IPv6:2001:db8::1]", "SENDER_INVALID" },
+		{ "<>", NULL },
+		{ "a@[300.1.1.1]", NULL },	/* MAIL_MALFORMED: no such address */
+		{ "a@@b.example", NULL },
+		{ "<a@mx.example>", NULL },
+	};
+	struct dns *d = dns_new_static(zone, ARRAY_LEN(zone));
+
+	(void)state;
+	assert_non_null(d);
+	for (size_t i = 0; i < ARRAY_LEN(lit); i++) {
+		struct txn t;
+		int have;
+
+		memset(&t, 0, sizeof(t));
+		(void)txn_set_mail(&t, lit[i].from);
+		chk_sender_run(&t, d);
+		have = txn_has_symbol(&t, "SENDER_INVALID");
+		if (lit[i].symbol != NULL ? !have : have)
+			print_error("%s: SENDER_INVALID %s\n", lit[i].from,
+			    have ? "added" : "missing");
+		assert_int_equal(have, lit[i].symbol != NULL);
+		assert_false(txn_has_symbol(&t, "SENDER_NXDOMAIN"));
+		free(t.mail_from);
+		free(t.mail_domain);
+		txn_clear(&t);
+	}
+	dns_free(d);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eval_and_run),
 		cmocka_unit_test(test_null_sender),
+		cmocka_unit_test(test_literal_sender),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,94 @@
+/*
+ * proxy_backend.h - the proxy's SMTP client towards the backend MTA:
+ * connect with a timeout, send one command, read its (multi-line) reply,
+ * learn the EHLO capabilities, tell a Postfix backend the real client
+ * with XCLIENT.
+ *
+ * One struct proxy_backend per client session, owned by its thread.
+ */
+#ifndef MXW_PROXY_BACKEND_H
+#define MXW_PROXY_BACKEND_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "proxy_io.h"
+
+#define PROXY_REPLY_LINES_MAX	64
+
+/* EHLO capabilities the proxy cares about. */
+#define PB_CAP_PIPELINING	0x01
+#define PB_CAP_SIZE		0x02
+#define PB_CAP_8BITMIME		0x04
+#define PB_CAP_ENHANCED		0x08
+#define PB_CAP_SMTPUTF8		0x10
+#define PB_CAP_XCLIENT		0x20
+
+struct proxy_reply {
+	int		 code;		/* 100..599 */
+	size_t		 nlines;
+	struct buf	 text;		/* the lines' texts, each ended by '\n' */
+};
+
+struct proxy_backend {
+	struct proxy_io	 io;
+	char		 name[300];	/* "host:port" for log lines */
+	int		 connected;
+	unsigned	 caps;		/* PB_CAP_* from the last EHLO */
+	unsigned long long size;	/* its SIZE, 0 when none or unlimited */
+	char		 xclient[256];	/* attribute names after XCLIENT */
+};
+
+void	proxy_reply_init(struct proxy_reply *r);
+void	proxy_reply_free(struct proxy_reply *r);
+
+/*
+ * proxy_backend_connect - connect to spec ("host:port", "[v6addr]:port")
+ * within connect_ms. Returns 0, or -1 with a reason in err.
+ */
+int	proxy_backend_connect(struct proxy_backend *b, const char *spec,
+	    int connect_ms, int write_ms, char *err, size_t errlen);
+
+/*
+ * proxy_backend_read_reply - one complete reply within timeout_ms per
+ * read. Returns 0, or -1 with a reason (timeout, connection lost,
+ * malformed reply) in err; the backend is then unusable.
+ */
+int	proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
+	    int timeout_ms, char *err, size_t errlen);
+
+/*
+ * proxy_backend_command - send "line\r\n" and read the reply. line must
+ * hold no CR or LF (PANIC otherwise: callers build it from checked
+ * parts). Returns as proxy_backend_read_reply.
+ */
+int	proxy_backend_command(struct proxy_backend *b, const char *line,
+	    struct proxy_reply *r, int timeout_ms, char *err, size_t errlen);
+
+/* proxy_backend_parse_ehlo - set b->caps, b->size, b->xclient from a
+ * 250 reply to EHLO. */
+void	proxy_backend_parse_ehlo(struct proxy_backend *b,
+	    const struct proxy_reply *r);
+
+/*
+ * proxy_backend_xclient_line - "XCLIENT ADDR=... PORT=... NAME=...
+ * PROTO=... HELO=..." with the attributes the backend offered (xtext
+ * encoded, RFC 1891). name/helo may be NULL. Returns 0, or -1 when the
+ * backend offers no XCLIENT or the line would not fit.
+ */
+int	proxy_backend_xclient_line(const struct proxy_backend *b, char *out,
+	    size_t outlen, const char *ip, int port, const char *name,
+	    const char *proto, const char *helo);
+
+/* proxy_backend_close - QUIT (best effort, short wait) and close. */
+void	proxy_backend_close(struct proxy_backend *b);
+
+/*
+ * proxy_reply_put - queue reply r on io as code, text lines, CRLF;
+ * control characters in the text become spaces. first, when not NULL,
+ * replaces the text of the first line.
+ */
+int	proxy_reply_put(struct proxy_io *io, const struct proxy_reply *r,
+	    const char *first);
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * proxy_io.c - buffered, bounded socket I/O for the SMTP proxy.
+ *
+ * Called by the proxy session (client socket) and the backend client
+ * (backend socket); each struct proxy_io is owned by the one thread that
+ * serves the connection. The descriptor is switched to non-blocking and
+ * every wait goes through poll() with a timeout, so no peer can hold a
+ * thread longer than the configured timeouts.
+ *
+ * The line reader never hands on a truncated line: a line over the limit
+ * is read to its end, dropped and reported as PL_TOO_LONG, so the
+ * stream stays in step with the peer. Bare LF, bare CR and NUL are
+ * reported, never silently repaired: the caller decides (SMTP smuggling
+ * defence, see proxy_session.c). Memory per io is bounded by the input
+ * buffer, the caller's line buffer and the output queue limit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy_io.h"
+#include "util.h"
+
+#define PROXY_IO_INBUF		16384
+#define PROXY_IO_OUT_FLUSH	65536		/* flush when queued past this */
+#define PROXY_IO_OUT_MAX	(4u << 20)	/* hard limit of the queue */
+
+void
+proxy_io_init(struct proxy_io *io, int fd, int write_timeout_ms)
+{
+	int fl;
+
+	memset(io, 0, sizeof(*io));
+	io->fd = fd;
+	io->in = xmalloc(PROXY_IO_INBUF);
+	io->timeout_ms = write_timeout_ms;
+	buf_init(&io->out, PROXY_IO_OUT_MAX);
+	if ((fl = fcntl(fd, F_GETFL)) >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+void
+proxy_io_close(struct proxy_io *io)
+{
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
+	free(io->in);
+	io->in = NULL;
+	buf_free(&io->out);
+	io->in_start = io->in_end = 0;
+}
+
+size_t
+proxy_io_pending(const struct proxy_io *io)
+{
+	return io->in_end - io->in_start;
+}
+
+/* proxy_io_poll - wait for events on the fd: 1 ready, 0 timeout, -1. */
+static int
+proxy_io_poll(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r;
+	return 1;
+}
+
+int
+proxy_io_flush(struct proxy_io *io)
+{
+	size_t off = 0;
+
+	if (io->fd < 0)
+		return -1;
+	while (off < io->out.len) {
+		ssize_t n = send(io->fd, io->out.data + off, io->out.len - off,
+		    MSG_NOSIGNAL);
+
+		if (n > 0) {
+			off += (size_t)n;
+			io->bytes_out += (unsigned long long)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    proxy_io_poll(io->fd, POLLOUT, io->timeout_ms) == 1)
+			continue;
+		buf_reset(&io->out);
+		return -1;
+	}
+	buf_reset(&io->out);
+	return 0;
+}
+
+int
+proxy_io_put(struct proxy_io *io, const void *p, size_t n)
+{
+	const char *s = p;
+
+	while (n > 0) {
+		size_t room = PROXY_IO_OUT_FLUSH - (io->out.len < PROXY_IO_OUT_FLUSH ?
+		    io->out.len : PROXY_IO_OUT_FLUSH);
+		size_t part = n < room ? n : room;
+
+		if (part > 0) {
+			if (buf_append(&io->out, s, part) != 0)
+				return -1;
+			s += part;
+			n -= part;
+		}
+		if (io->out.len >= PROXY_IO_OUT_FLUSH && proxy_io_flush(io) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+proxy_io_printf(struct proxy_io *io, const char *fmt, ...)
+{
+	char tmp[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;	/* replies are short: never send a cut one */
+	return proxy_io_put(io, tmp, (size_t)n);
+}
+
+/* proxy_io_fill - read more input (flushing output first). Returns the
+ * bytes read, 0 at EOF, or a negative PL_ status (timeout, error). */
+static ssize_t
+proxy_io_fill(struct proxy_io *io, int timeout_ms)
+{
+	ssize_t n;
+	int r;
+
+	if (io->out.len > 0 && proxy_io_flush(io) != 0)
+		return -PL_ERROR;
+	if (io->in_start == io->in_end)
+		io->in_start = io->in_end = 0;
+	if (io->in_end == PROXY_IO_INBUF) {
+		/* Everything before in_start has been consumed. */
+		memmove(io->in, io->in + io->in_start, io->in_end - io->in_start);
+		io->in_end -= io->in_start;
+		io->in_start = 0;
+	}
+	for (;;) {
+		n = read(io->fd, io->in + io->in_end, PROXY_IO_INBUF - io->in_end);
+		if (n >= 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -PL_ERROR;
+		r = proxy_io_poll(io->fd, POLLIN, timeout_ms);
+		if (r == 0)
+			return -PL_TIMEOUT;
+		if (r < 0)
+			return -PL_ERROR;
+	}
+	io->in_end += (size_t)n;
+	io->bytes_in += (unsigned long long)n;
+	return n;
+}
+
+int
+proxy_io_wait_input(struct proxy_io *io, int timeout_ms)
+{
+	int r;
+
+	if (proxy_io_pending(io) > 0)
+		return 1;
+	if (io->out.len > 0 && proxy_io_flush(io) != 0)
+		return -1;
+	r = proxy_io_poll(io->fd, POLLIN, timeout_ms);
+	return r;
+}
+
+/* The worst of the anomalies seen in one line. */
+static enum proxy_line_status
+proxy_line_worst(int bare_lf, int bare_cr, int nul, int too_long)
+{
+	if (bare_lf)
+		return PL_BARE_LF;
+	if (bare_cr)
+		return PL_BARE_CR;
+	if (nul)
+		return PL_NUL;
+	if (too_long)
+		return PL_TOO_LONG;
+	return PL_OK;
+}
+
+enum proxy_line_status
+proxy_io_read_line(struct proxy_io *io, char *line, size_t cap, size_t max,
+    size_t *len, int timeout_ms)
+{
+	size_t n = 0;
+	int prev_cr = 0, bare_cr = 0, nul = 0, too_long = 0;
+
+	if (cap <= max)
+		PANIC("proxy_io_read_line: buffer %zu for limit %zu", cap, max);
+	*len = 0;
+	line[0] = '\0';
+	if (io->fd < 0)
+		return PL_ERROR;
+	for (;;) {
+		while (io->in_start < io->in_end) {
+			char c = io->in[io->in_start++];
+
+			if (prev_cr) {
+				prev_cr = 0;
+				if (c == '\n')
+					goto done;
+				bare_cr = 1;
+				if (n < max)
+					line[n++] = '\r';
+				else
+					too_long = 1;
+			}
+			if (c == '\r') {
+				prev_cr = 1;
+				continue;
+			}
+			if (c == '\n') {
+				line[n] = '\0';
+				*len = n;
+				return proxy_line_worst(1, bare_cr, nul, too_long);
+			}
+			if (c == '\0')
+				nul = 1;
+			if (n < max)
+				line[n++] = c;
+			else
+				too_long = 1;
+		}
+		ssize_t r = proxy_io_fill(io, timeout_ms);
+		if (r == 0)
+			return PL_EOF;
+		if (r < 0)
+			return (enum proxy_line_status)-r;
+	}
+done:
+	line[n] = '\0';
+	*len = n;
+	return proxy_line_worst(0, bare_cr, nul, too_long);
+}
+
+const char *
+proxy_line_status_name(enum proxy_line_status s)
+{
+	switch (s) {
+	case PL_OK: return "ok";
+	case PL_TOO_LONG: return "too long";
+	case PL_BARE_LF: return "bare LF";
+	case PL_BARE_CR: return "bare CR";
+	case PL_NUL: return "NUL";
+	case PL_EOF: return "EOF";
+	case PL_TIMEOUT: return "timeout";
+	case PL_ERROR: return "error";
+	}
+	return "?";
+}

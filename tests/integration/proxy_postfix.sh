@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# proxy_postfix.sh - the SMTP proxy front end (mxwarden proxy) in front
+# of a private Postfix (XCLIENT authorized) relaying to smtp-sink.
+#
+# Asserts reply codes, that accepted messages arrive once with the
+# engine's headers and the real client address, that refused ones do
+# not arrive, SMTP smuggling variants, oversize lines and messages,
+# pipelining in one write, a client vanishing in DATA and a dead
+# backend.
+set -u
+. "$(dirname "$0")/lib.sh"
+MXW_SUITE=proxy_postfix
+
+[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
+for t in postfix smtp-sink swaks; do
+	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
+		skip_all "$t not installed (contrib/install-deps.sh test)"
+done
+[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
+[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_rundir
+
+# start_proxy NAME BACKEND [LINE...] - mxwarden proxy with its own config
+# in $MXW_RUN/NAME; sets PROXY_PORT (and PROXY_PID).
+start_proxy() {
+	local name=$1 backend=$2 run=$MXW_RUN/$1 i
+	shift 2
+	mkdir -p "$run"
+	chmod 755 "$run"
+	[ -f "$MXW_RUN/unbound.conf" ] && cp "$MXW_RUN/unbound.conf" "$run/"
+	: >"$run/local.rules"
+	PROXY_PORT=$(free_port) || return 1
+	mxw_write_conf "$run" "$(free_port)" \
+		"proxy_listen = 127.0.0.1:$PROXY_PORT" \
+		"proxy_backend = $backend" \
+		"user = nobody" "$@"
+	# The DNS config stays the suite's (its paths point there).
+	sed -i "s|^dns_unbound_conf = .*|dns_unbound_conf = $MXW_RUN/unbound.conf|" \
+		"$run/mxwarden.conf"
+	"$MXW_BIN/mxwarden" proxy -f -c "$run/mxwarden.conf" >>"$run/mxwarden.log" 2>&1 &
+	PROXY_PID=$!
+	mxw_track_pid "$PROXY_PID"
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$PROXY_PID" 2>/dev/null || {
+			tail -20 "$run/mxwarden.log" >&2; return 1; }
+		(exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# pmail IP HELO FROM RCPT FILE [SWAKS OPTIONS...] - swaks through the
+# proxy; prints the last server reply before QUIT.
+pmail() {
+	local ip=$1 helo=$2 from=$3 rcpt=$4 file=$5 out
+	shift 5
+	out=$(timeout 60 swaks --server "127.0.0.1:$PROXY_PORT" \
+		--local-interface "$ip" --ehlo "$helo" --from "$from" \
+		--to "$rcpt" --data "@$file" --timeout 30 --suppress-data "$@" 2>&1)
+	printf '%s\n' "== $ip $helo $from $rcpt $*" "$out" >>"$MXW_RUN/swaks.log"
+	printf '%s\n' "$out" | awk '
+		/^ *<(-|~|\*\*|~\*\*) / {
+			sub(/^ *<(-|~|\*\*|~\*\*) +/, ""); line = $0
+			if (line ~ /^221[ -]/) next
+			last = line
+		}
+		END { print last }'
+}
+
+# raw_smtp PORT FILE [IP] - wait for the banner, send FILE's bytes in one
+# write, print every reply line until the server closes (15 s at most).
+raw_smtp() {
+	/usr/bin/python3 - "$1" "$2" "${3:-127.0.0.6}" <<'EOF'
+import socket, sys, time
+port, path, ip = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+data = open(path, 'rb').read()
+s = socket.socket()
+s.settimeout(15)
+s.bind((ip, 0))
+s.connect(('127.0.0.1', port))
+buf = b''
+deadline = time.time() + 15
+while b'\r\n' not in buf and time.time() < deadline:
+    c = s.recv(4096)
+    if not c:
+        break
+    buf += c
+try:
+    s.sendall(data)
+except OSError:
+    pass
+while time.time() < deadline:
+    try:
+        c = s.recv(65536)
+    except OSError:
+        break
+    if not c:
+        break
+    buf += c
+for l in buf.decode('latin-1').split('\r\n'):
+    if l:
+        print(l)
+EOF
+}
+
+count_sink() { find "$SINK_DIR" -type f | wc -l; }
+
+# ---- set-up ----
+if ! start_dns "$MXW_RUN"; then
+	not_ok "test DNS starts"; done_testing
+fi
+if ! start_sink "$MXW_RUN"; then
+	not_ok "smtp-sink starts"; done_testing
+fi
+PF_EXTRA_MAIN="smtpd_authorized_xclient_hosts = 127.0.0.1"
+if ! start_postfix "$MXW_RUN" ""; then
+	not_ok "backend Postfix starts"; done_testing
+fi
+if start_proxy p1 "127.0.0.1:$SMTP_PORT" "message_size_limit = 200000" \
+	"proxy_spool_memory = 4096"; then
+	ok "proxy starts in front of Postfix"
+else
+	not_ok "proxy starts in front of Postfix" "$(tail -20 "$MXW_RUN/p1/mxwarden.log")"
+	done_testing
+fi
+P1=$PROXY_PORT
+
+# ---- a plain accepted message ----
+f=$(mail_file plain "From: <a@sender.test>" "To: <u@local.test>" "Subject: via proxy" \
+	"Authentication-Results: mx.mxw.test; spf=pass smtp.mailfrom=forged.test")
+r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
+like "$r" '^250 2\.0\.0 Ok: queued as ' "EHLO session: backend's 250 passed on"
+if wait_delivered 1; then
+	ok "accepted message reaches the sink"
+	d=$(delivered_file 1)
+	is "$(header_of "$d" Subject)" "via proxy" "message intact"
+	is "$(header_count "$d" Authentication-Results)" 1 "forged A-R removed, ours added"
+	like "$(header_of "$d" Authentication-Results)" '^mx\.mxw\.test;' "A-R with our authserv-id"
+	like "$(header_of "$d" X-Spam-Status)" '^(No|Yes), score=' "X-Spam-Status added"
+	like "$(header_of "$d" Received 2)" 'from client\.test \(.*127\.0\.0\.5\]' \
+		"backend logs the real client (XCLIENT) and its HELO"
+else
+	not_ok "accepted message reaches the sink" "$(tail -20 "$MXW_RUN/postfix.log")"
+fi
+
+# ---- relaying is the backend's decision, passed on ----
+r=$(pmail 127.0.0.5 client.test a@sender.test u@elsewhere.test "$f")
+like "$r" '^554 5\.7\.1 .*Relay access denied' "backend's relay refusal passed on"
+
+# ---- HELO (plain SMTP), dot-stuffing, a spooled (file) message ----
+big=$MXW_RUN/big.eml
+{
+	printf 'From: <a@sender.test>\r\nTo: <u@local.test>\r\nSubject: big\r\n'
+	printf 'Message-ID: <big.%s@mxw.test>\r\nDate: %s\r\n\r\n' "$$" "$(date -R)"
+	printf '.leading dot line\r\n'
+	for i in $(seq 1 400); do printf 'line %04d of a message bigger than the memory spool\r\n' "$i"; done
+} >"$big"
+n0=$(count_sink)
+r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$big" --protocol SMTP)
+like "$r" '^250 2\.0\.0 Ok: queued as ' "HELO session with a 20 KB message (temporary file)"
+if wait_delivered $((n0 + 1)); then
+	d=$(delivered_file $((n0 + 1)))
+	is "$(grep -c '^line [0-9]* of a message' "$d")" 400 "every body line arrives"
+	is "$(grep -c '^\.leading dot line' "$d")" 1 "dot-stuffing undone and redone"
+else
+	not_ok "spooled message reaches the sink"
+fi
+
+# ---- pipelining: the whole transaction in one write ----
+n0=$(count_sink)
+printf 'EHLO pipe.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<u@local.test>\r\nRCPT TO:<v@elsewhere.test>\r\nDATA\r\nSubject: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n' >"$MXW_RUN/pipe.in"
+out=$(raw_smtp "$P1" "$MXW_RUN/pipe.in")
+codes=$(printf '%s\n' "$out" | grep -E '^[0-9]{3} ' | cut -c1-3 | tr '\n' ' ')
+is "$codes" "220 250 250 250 554 354 250 221 " "pipelined replies complete and in order"
+wait_delivered $((n0 + 1)) 10
+is "$(count_sink)" $((n0 + 1)) "pipelined message delivered once"
+
+# ---- SMTP smuggling: every variant refused, nothing delivered ----
+smuggle() {
+	local name=$1 end=$2 n0 out
+	n0=$(count_sink)
+	printf "EHLO smuggle.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<u@local.test>\r\nDATA\r\nSubject: first\r\n\r\nfirst body${end}MAIL FROM:<admin@sender.test>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\nQUIT\r\n" >"$MXW_RUN/sm.in"
+	out=$(raw_smtp "$P1" "$MXW_RUN/sm.in")
+	like "$out" '550 5\.5\.2 ' "smuggling $name: refused with 550 5.5.2"
+	sleep 1
+	is "$(count_sink)" "$n0" "smuggling $name: backend got no message"
+}
+smuggle '\n.\n' '\n.\n'
+smuggle '\n.\r\n' '\n.\r\n'
+smuggle '\r.\r\n' '\r.\r\n'
+smuggle '\r\n.\r' '\r\n.\r'
+smuggle '\r\n.\n' '\r\n.\n'
+grep -q 'BARE LF IN DATA' "$MXW_RUN/p1/mxwarden.log" && ok "smuggling logged (BARE LF IN DATA)" ||
+	not_ok "smuggling logged (BARE LF IN DATA)"
+
+# ---- bad commands ----
+long=$(printf 'X%.0s' $(seq 1 600))
+printf 'EHLO a.test\r\nNOOP %s\r\nNOOP\r\nHELO bad\nNUL\0x\r\nQUIT\r\n' "$long" >"$MXW_RUN/cmd.in"
+out=$(raw_smtp "$P1" "$MXW_RUN/cmd.in")
+codes=$(printf '%s\n' "$out" | grep -E '^[0-9]{3} ' | cut -c1-3 | tr '\n' ' ')
+is "$codes" "220 250 500 250 500 500 221 " "long command, bare LF, NUL: 500 each, session goes on"
+like "$out" '500 5\.5\.2 Error: command line too long' "command over 512 octets: 500 5.5.2"
+
+printf 'GET / HTTP/1.0\r\n\r\n' >"$MXW_RUN/http.in"
+like "$(raw_smtp "$P1" "$MXW_RUN/http.in")" '421 4\.7\.0 ' "HTTP request: 421 and closed"
+
+# ---- oversize line and message ----
+n0=$(count_sink)
+{ printf 'Subject: long line\r\n\r\n'; printf 'Y%.0s' $(seq 1 1200); printf '\r\n'; } >"$MXW_RUN/long.eml"
+r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$MXW_RUN/long.eml")
+like "$r" '^552 5\.6\.0 ' "text line over 1000 octets: 552"
+{ printf 'Subject: too big\r\n\r\n'; for i in $(seq 1 5000); do printf 'filler line %05d ..................................\r\n' "$i"; done; } >"$MXW_RUN/huge.eml"
+r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$MXW_RUN/huge.eml")
+like "$r" '^552 5\.3\.4 ' "message over message_size_limit: 552 5.3.4"
+printf 'EHLO a.test\r\nMAIL FROM:<a@sender.test> SIZE=99999999\r\nQUIT\r\n' >"$MXW_RUN/size.in"
+like "$(raw_smtp "$P1" "$MXW_RUN/size.in")" '552 5\.3\.4 ' "MAIL SIZE= over the limit: 552 5.3.4"
+sleep 1
+is "$(count_sink)" "$n0" "refused messages not delivered"
+
+# ---- the client vanishes in DATA ----
+printf 'EHLO a.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<u@local.test>\r\nDATA\r\nSubject: cut\r\n\r\nhalf a message\r\n' >"$MXW_RUN/cut.in"
+raw_smtp "$P1" "$MXW_RUN/cut.in" >/dev/null
+sleep 1
+is "$(count_sink)" "$n0" "client gone in DATA: nothing delivered"
+
+# ---- a dead backend ----
+dead=$(free_port)
+if start_proxy p2 "127.0.0.1:$dead" "proxy_backend_connect_timeout = 2s"; then
+	printf 'EHLO a.test\r\nQUIT\r\n' >"$MXW_RUN/dead.in"
+	like "$(raw_smtp "$PROXY_PORT" "$MXW_RUN/dead.in")" '^421 4\.4\.2 ' \
+		"backend down: 421 at the greeting"
+else
+	not_ok "second proxy starts"
+fi
+
+stop_pid "$PROXY_PID"
+is "$MXW_STOP_STATUS" 0 "proxy stops cleanly on SIGTERM"
+grep -q 'running as root\|refusing to serve as root' "$MXW_RUN/p1/mxwarden.log" &&
+	not_ok "proxy runs as the configured user" || ok "proxy runs as the configured user"
+done_testing
