@@ -1,10 +1,13 @@
 /*
  * store.c - SQLite implementation of the state store (see store.h).
  *
- * The schema lives in db/schema.sql and is compiled in as migration 1;
- * later migrations append to store_migrations[]. WAL mode and a busy
- * timeout let several processes share the file; every write is one
- * short transaction. A mutex serialises use of the one connection.
+ * The schema lives in db/migrations/NNN.sql, compiled in by the build as
+ * store_migrations[] and applied in order (PRAGMA user_version is the
+ * number applied). WAL mode and a busy timeout let several processes
+ * share the file; every change is one statement, so increments are
+ * atomic. A mutex serialises use of the one connection; the prepared
+ * statements live with it. Called by the engine's checks (relay,
+ * harvest, ratelimit, greylist), the history recorder and `mxwarden db`.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,79 +23,189 @@
 #include "txn.h"
 #include "util.h"
 
-#define STORE_BUSY_MS	2000
+#define STORE_BUSY_MS		2000
+#define STORE_LOG_EVERY		10	/* seconds between like failure logs */
+#define STORE_REOPEN_EVERY	5	/* seconds between reopen attempts */
+#define STORE_PRUNE_EVERY	60	/* seconds between batch prunes */
+#define STORE_PRUNE_BATCH	500	/* rows per table per batch prune */
+
+enum store_stmt {
+	ST_HISTORY, ST_COUNT_ADD, ST_COUNT_READ, ST_SET, ST_GET, ST_DEL_ENTRY,
+	ST_DEL_COUNTER, ST_PRUNE_COUNTERS, ST_PRUNE_ENTRIES, ST_COUNT
+};
+
+static const char *const store_sql[ST_COUNT] = {
+	[ST_HISTORY] = "INSERT INTO history (ts, client_ip, helo, mail_from, "
+	    "rcpt_count, action, score, symbols) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	/* ?1 kind ?2 key ?3 now ?4 delta ?5 window. In an UPDATE every
+	 * expression sees the old row, so the three CASEs agree. */
+	[ST_COUNT_ADD] = "INSERT INTO counters (kind, key, start, count, expires) "
+	    "VALUES (?1, ?2, ?3, ?4, ?3 + ?5) ON CONFLICT (kind, key) DO UPDATE SET "
+	    "count = CASE WHEN expires <= ?3 THEN ?4 ELSE count + ?4 END, "
+	    "start = CASE WHEN expires <= ?3 THEN ?3 ELSE start END, "
+	    "expires = CASE WHEN expires <= ?3 THEN ?3 + ?5 ELSE expires END "
+	    "RETURNING count",
+	[ST_COUNT_READ] = "SELECT count FROM counters WHERE kind = ?1 AND "
+	    "key = ?2 AND expires > ?3",
+	[ST_SET] = "INSERT OR REPLACE INTO entries (kind, key, value, created, "
+	    "expires) VALUES (?, ?, ?, ?, ?)",
+	[ST_GET] = "SELECT value, created, expires FROM entries WHERE kind = ?1 "
+	    "AND key = ?2 AND (expires = 0 OR expires > ?3)",
+	[ST_DEL_ENTRY] = "DELETE FROM entries WHERE kind = ? AND key = ?",
+	[ST_DEL_COUNTER] = "DELETE FROM counters WHERE kind = ? AND key = ?",
+	[ST_PRUNE_COUNTERS] = "DELETE FROM counters WHERE (kind, key) IN "
+	    "(SELECT kind, key FROM counters WHERE expires <= ?1 LIMIT ?2)",
+	[ST_PRUNE_ENTRIES] = "DELETE FROM entries WHERE (kind, key) IN "
+	    "(SELECT kind, key FROM entries WHERE expires > 0 AND "
+	    "expires <= ?1 LIMIT ?2)",
+};
 
 struct store {
-	sqlite3		*db;
+	char		*path;
+	sqlite3		*db;		/* NULL while it must be reopened */
 	pthread_mutex_t	 lock;
-	sqlite3_stmt	*ins_history;
+	sqlite3_stmt	*st[ST_COUNT];
+	int		 busy_ms;
+	time_t		 last_prune;
+	time_t		 last_reopen;
+	time_t		 last_log[5];	/* per failure class */
 };
 
 static const char *const store_migrations[] = {
-#include "schema.sql.h"
+#include "migrations.h"
 };
 
+int
+store_schema_known(void)
+{
+	return (int)ARRAY_LEN(store_migrations);
+}
+
 static int
-store_exec(struct store *s, const char *sql, char *err, size_t errlen)
+store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		str_fmt(err, errlen, "%s", msg ? msg : sqlite3_errmsg(s->db));
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		str_fmt(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
 		return -1;
 	}
 	return 0;
 }
 
-int
-store_schema_version(struct store *s)
+static int
+store_version(sqlite3 *db)
 {
 	sqlite3_stmt *st;
 	int v = -1;
 
-	pthread_mutex_lock(&s->lock);
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) ==
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
 	    SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			v = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 	}
+	return v;
+}
+
+int
+store_schema_version(struct store *s)
+{
+	int v = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->db != NULL)
+		v = store_version(s->db);
 	pthread_mutex_unlock(&s->lock);
 	return v;
 }
 
-/* store_migrate - bring the schema to the newest version we know. */
+/* store_migrate - bring the schema to the newest version we know. The
+ * version is read again inside the write transaction: two processes
+ * starting together do not both apply a migration. */
 static int
-store_migrate(struct store *s, char *err, size_t errlen)
+store_migrate(sqlite3 *db, char *err, size_t errlen)
 {
-	int have = store_schema_version(s), want = (int)ARRAY_LEN(store_migrations);
+	int want = store_schema_known();
 
-	if (have < 0) {
-		str_fmt(err, errlen, "cannot read the schema version: %s",
-		    sqlite3_errmsg(s->db));
-		return -1;
-	}
-	if (have > want) {
-		str_fmt(err, errlen, "database schema version %d is newer than "
-		    "this mxwarden knows (%d): refusing to touch it", have, want);
-		return -1;
-	}
-	for (int v = have; v < want; v++) {
-		char sql[64];
-		if (store_exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
+	/* Up to date: no write lock needed (another process may hold it). */
+	if (store_version(db) == want)
+		return 0;
+	for (;;) {
+		char sql[64], ignore[8];
+		if (store_exec(db, "BEGIN IMMEDIATE", err, errlen) != 0)
 			return -1;
-		str_fmt(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (store_exec(s, store_migrations[v], err, errlen) != 0 ||
-		    store_exec(s, sql, err, errlen) != 0) {
-			char ignore[8];
-			store_exec(s, "ROLLBACK", ignore, sizeof(ignore));
+		int have = store_version(db);
+		if (have < 0) {
+			str_fmt(err, errlen, "cannot read the schema version: %s",
+			    sqlite3_errmsg(db));
+			store_exec(db, "ROLLBACK", ignore, sizeof(ignore));
 			return -1;
 		}
-		if (store_exec(s, "COMMIT", err, errlen) != 0)
+		if (have > want) {
+			str_fmt(err, errlen, "database schema version %d is newer "
+			    "than this mxwarden knows (%d): refusing to touch it",
+			    have, want);
+			store_exec(db, "ROLLBACK", ignore, sizeof(ignore));
 			return -1;
-		log_info("database: schema migrated to version %d", v + 1);
+		}
+		if (have == want)
+			return store_exec(db, "COMMIT", err, errlen);
+		str_fmt(sql, sizeof(sql), "PRAGMA user_version = %d", have + 1);
+		if (store_exec(db, store_migrations[have], err, errlen) != 0 ||
+		    store_exec(db, sql, err, errlen) != 0) {
+			store_exec(db, "ROLLBACK", ignore, sizeof(ignore));
+			return -1;
+		}
+		if (store_exec(db, "COMMIT", err, errlen) != 0)
+			return -1;
+		log_info("database: schema migrated to version %d", have + 1);
 	}
+}
+
+static void
+store_disconnect(struct store *s)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(s->st[i]);
+		s->st[i] = NULL;
+	}
+	sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+/* store_connect - open the file, migrate, prepare. Caller holds the
+ * lock (or owns s alone). */
+static int
+store_connect(struct store *s, char *err, size_t errlen)
+{
+	char why[256];
+	int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		str_fmt(err, errlen, "%s: %s", s->path, s->db ?
+		    sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		store_disconnect(s);
+		return -1;
+	}
+	sqlite3_busy_timeout(s->db, s->busy_ms);
+	sqlite3_extended_result_codes(s->db, 1);
+	if (store_exec(s->db, "PRAGMA journal_mode = WAL", why, sizeof(why)) != 0 ||
+	    store_exec(s->db, "PRAGMA synchronous = NORMAL", why, sizeof(why)) != 0 ||
+	    store_migrate(s->db, why, sizeof(why)) != 0) {
+		str_fmt(err, errlen, "%s: %s", s->path, why);
+		store_disconnect(s);
+		return -1;
+	}
+	for (int i = 0; i < ST_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, store_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+			str_fmt(err, errlen, "%s: %s", s->path, sqlite3_errmsg(s->db));
+			store_disconnect(s);
+			return -1;
+		}
 	return 0;
 }
 
@@ -100,30 +213,11 @@ struct store *
 store_open(const char *path, char *err, size_t errlen)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
-	int rc;
 
 	pthread_mutex_init(&s->lock, NULL);
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		str_fmt(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) :
-		    sqlite3_errstr(rc));
-		store_close(s);
-		return NULL;
-	}
-	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
-	char why[256];
-	if (store_exec(s, "PRAGMA journal_mode = WAL", why, sizeof(why)) != 0 ||
-	    store_exec(s, "PRAGMA synchronous = NORMAL", why, sizeof(why)) != 0 ||
-	    store_migrate(s, why, sizeof(why)) != 0) {
-		str_fmt(err, errlen, "%s: %s", path, why);
-		store_close(s);
-		return NULL;
-	}
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO history (ts, client_ip, helo, "
-	    "mail_from, rcpt_count, action, score, symbols) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?)", -1, &s->ins_history, NULL) != SQLITE_OK) {
-		str_fmt(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+	s->path = xstrdup(path);
+	s->busy_ms = STORE_BUSY_MS;
+	if (store_connect(s, err, errlen) != 0) {
 		store_close(s);
 		return NULL;
 	}
@@ -135,10 +229,111 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-	sqlite3_finalize(s->ins_history);
-	sqlite3_close(s->db);
+	store_disconnect(s);
 	pthread_mutex_destroy(&s->lock);
+	free(s->path);
 	free(s);
+}
+
+void
+store_set_busy_ms(struct store *s, int ms)
+{
+	pthread_mutex_lock(&s->lock);
+	s->busy_ms = ms;
+	if (s->db != NULL)
+		sqlite3_busy_timeout(s->db, ms);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * store_fail - log a failed call (rate-limited per class) and decide
+ * whether the connection should be reopened. Caller holds the lock.
+ */
+static void
+store_fail(struct store *s, const char *what, int rc)
+{
+	static const char *const cls_name[] = { "locked (busy timeout passed)",
+		"read-only", "disk full", "corrupt", "failed" };
+	int cls, reopen = 0;
+	time_t now = time(NULL);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED:	cls = 0; break;
+	case SQLITE_READONLY:	cls = 1; reopen = rc != SQLITE_READONLY; break;
+	case SQLITE_FULL:	cls = 2; break;
+	case SQLITE_CORRUPT: case SQLITE_NOTADB: cls = 3; reopen = 1; break;
+	case SQLITE_IOERR: case SQLITE_CANTOPEN: cls = 4; reopen = 1; break;
+	default:		cls = 4; break;
+	}
+	if (now - s->last_log[cls] >= STORE_LOG_EVERY) {
+		s->last_log[cls] = now;
+		log_warn("database %s: %s %s: %s", s->path, what, cls_name[cls],
+		    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	}
+	if (reopen && s->db != NULL)
+		store_disconnect(s);
+}
+
+/* store_ready - lock s and make sure it has a connection. 0, or -1 with
+ * the lock released. */
+static int
+store_ready(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->db != NULL)
+		return 0;
+	time_t now = time(NULL);
+	if (now - s->last_reopen >= STORE_REOPEN_EVERY) {
+		char err[512];
+		s->last_reopen = now;
+		if (store_connect(s, err, sizeof(err)) == 0) {
+			log_info("database %s: reopened", s->path);
+			return 0;
+		}
+		log_warn("database: cannot reopen: %s", err);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return -1;
+}
+
+static void
+store_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* store_prune_batch - remove a bounded batch of expired rows. Caller
+ * holds the lock. Rows removed, or -1. */
+static long
+store_prune_batch(struct store *s, time_t now, int limit)
+{
+	long n = 0;
+
+	for (int i = ST_PRUNE_COUNTERS; i <= ST_PRUNE_ENTRIES && s->db; i++) {
+		sqlite3_stmt *st = s->st[i];
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+		sqlite3_bind_int(st, 2, limit);
+		int rc = sqlite3_step(st);
+		store_done(st);
+		if (rc != SQLITE_DONE) {
+			store_fail(s, "prune", rc);
+			return -1;
+		}
+		n += sqlite3_changes(s->db);
+	}
+	return n;
+}
+
+/* store_maybe_prune - the background expiry: one bounded batch per
+ * STORE_PRUNE_EVERY seconds, piggy-backed on a write. */
+static void
+store_maybe_prune(struct store *s, time_t now)
+{
+	if (now - s->last_prune < STORE_PRUNE_EVERY && now >= s->last_prune)
+		return;
+	s->last_prune = now;
+	store_prune_batch(s, now, STORE_PRUNE_BATCH);
 }
 
 int
@@ -147,11 +342,12 @@ store_history_add(struct store *s, const struct txn *t, const char *action)
 	struct buf syms;
 	int rc;
 
+	if (store_ready(s) != 0)
+		return -1;
 	buf_init(&syms, 8192);
 	for (size_t i = 0; i < t->nsym; i++)
 		buf_printf(&syms, "%s%s", i ? "," : "", t->sym[i].name);
-	pthread_mutex_lock(&s->lock);
-	sqlite3_stmt *st = s->ins_history;
+	sqlite3_stmt *st = s->st[ST_HISTORY];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
 	sqlite3_bind_text(st, 2, t->client_ip ? t->client_ip : "", -1,
 	    SQLITE_TRANSIENT);
@@ -162,12 +358,272 @@ store_history_add(struct store *s, const struct txn *t, const char *action)
 	sqlite3_bind_double(st, 7, t->score);
 	sqlite3_bind_text(st, 8, syms.data ? syms.data : "", -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
+	store_done(st);
 	if (rc != SQLITE_DONE)
-		log_warn("database: history insert failed: %s",
-		    sqlite3_errmsg(s->db));
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+		store_fail(s, "history insert", rc);
 	pthread_mutex_unlock(&s->lock);
 	buf_free(&syms);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_count(struct store *s, const char *kind, const char *key, long window,
+    long delta, time_t now, long *count)
+{
+	int rc, ret = -1;
+
+	*count = 0;
+	if (store_ready(s) != 0)
+		return -1;
+	sqlite3_stmt *st = s->st[delta > 0 ? ST_COUNT_ADD : ST_COUNT_READ];
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	if (delta > 0) {
+		sqlite3_bind_int64(st, 4, delta);
+		sqlite3_bind_int64(st, 5, window > 0 ? window : 1);
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*count = (long)sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_DONE)
+		ret = 0;
+	store_done(st);
+	if (ret != 0)
+		store_fail(s, "counter update", rc);
+	else if (delta > 0)
+		store_maybe_prune(s, now);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int
+store_set(struct store *s, const char *kind, const char *key,
+    const char *value, time_t now, time_t expires)
+{
+	int rc;
+
+	if (store_ready(s) != 0)
+		return -1;
+	sqlite3_stmt *st = s->st[ST_SET];
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, value ? value : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)expires);
+	rc = sqlite3_step(st);
+	store_done(st);
+	if (rc != SQLITE_DONE)
+		store_fail(s, "entry update", rc);
+	else
+		store_maybe_prune(s, now);
+	pthread_mutex_unlock(&s->lock);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_get(struct store *s, const char *kind, const char *key, time_t now,
+    char *value, size_t vlen, time_t *created, time_t *expires)
+{
+	int rc, ret = -1;
+
+	if (store_ready(s) != 0)
+		return -1;
+	sqlite3_stmt *st = s->st[ST_GET];
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		if (value != NULL && vlen > 0)
+			str_copy(value, v ? (const char *)v : "", vlen);
+		if (created != NULL)
+			*created = (time_t)sqlite3_column_int64(st, 1);
+		if (expires != NULL)
+			*expires = (time_t)sqlite3_column_int64(st, 2);
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	}
+	store_done(st);
+	if (ret < 0)
+		store_fail(s, "lookup", rc);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int
+store_del(struct store *s, const char *kind, const char *key)
+{
+	int n = 0;
+
+	if (store_ready(s) != 0)
+		return -1;
+	for (int i = ST_DEL_ENTRY; i <= ST_DEL_COUNTER; i++) {
+		sqlite3_stmt *st = s->st[i];
+		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		store_done(st);
+		if (rc != SQLITE_DONE) {
+			store_fail(s, "delete", rc);
+			pthread_mutex_unlock(&s->lock);
+			return -1;
+		}
+		n += sqlite3_changes(s->db);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* store_list_query - run one listing query; caller holds the lock. */
+static int
+store_list_query(struct store *s, const char *sql, const char *kind,
+    time_t now, int entries, int (*fn)(const struct store_row *, void *),
+    void *arg, int *stop)
+{
+	sqlite3_stmt *st;
+	size_t klen = strlen(kind);
+	int rc = SQLITE_DONE, prefix = klen > 0 && kind[klen - 1] == '*';
+	char pat[128];
+
+	str_fmt(pat, sizeof(pat), "%.*s", (int)(prefix ? klen - 1 : klen), kind);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		store_fail(s, "list", sqlite3_errcode(s->db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, prefix);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	while (!*stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_row r = {
+			.kind = (const char *)sqlite3_column_text(st, 0),
+			.key = (const char *)sqlite3_column_text(st, 1),
+			.value = entries ? (const char *)sqlite3_column_text(st, 2) :
+			    NULL,
+			.count = entries ? -1 : (long)sqlite3_column_int64(st, 2),
+			.created = (time_t)sqlite3_column_int64(st, 3),
+			.expires = (time_t)sqlite3_column_int64(st, 4),
+		};
+		*stop = fn(&r, arg) != 0;
+	}
+	sqlite3_finalize(st);
+	if (!*stop && rc != SQLITE_DONE) {
+		store_fail(s, "list", rc);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_list(struct store *s, const char *kind, time_t now,
+    int (*fn)(const struct store_row *row, void *arg), void *arg)
+{
+	/* ?1 kind or prefix, ?2 1 for a prefix, ?3 now. Columns: kind,
+	 * key, value or count, created or window start, expires. */
+	static const char *const q_entries = "SELECT kind, key, value, created, "
+	    "expires FROM entries WHERE (kind = ?1 OR (?2 AND substr(kind, 1, "
+	    "length(?1)) = ?1)) AND (expires = 0 OR expires > ?3) ORDER BY kind, key";
+	static const char *const q_counters = "SELECT kind, key, count, start, "
+	    "expires FROM counters WHERE (kind = ?1 OR (?2 AND substr(kind, 1, "
+	    "length(?1)) = ?1)) AND expires > ?3 ORDER BY kind, key";
+	int stop = 0, rc;
+
+	if (store_ready(s) != 0)
+		return -1;
+	rc = store_list_query(s, q_entries, kind, now, 1, fn, arg, &stop);
+	if (rc == 0 && !stop)
+		rc = store_list_query(s, q_counters, kind, now, 0, fn, arg, &stop);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+long
+store_prune(struct store *s, time_t now, long history_keep)
+{
+	long total = 0, n;
+
+	if (store_ready(s) != 0)
+		return -1;
+	/* Batches keep each write transaction short; bounded in count. */
+	for (int i = 0; i < 100000; i++) {
+		if ((n = store_prune_batch(s, now, 5000)) < 0) {
+			pthread_mutex_unlock(&s->lock);
+			return -1;
+		}
+		total += n;
+		if (n == 0)
+			break;
+	}
+	if (history_keep > 0 && s->db != NULL) {
+		char sql[128];
+		char err[256];
+		str_fmt(sql, sizeof(sql), "DELETE FROM history WHERE ts < %lld",
+		    (long long)now - history_keep);
+		if (store_exec(s->db, sql, err, sizeof(err)) != 0) {
+			log_warn("database %s: prune history: %s", s->path, err);
+			pthread_mutex_unlock(&s->lock);
+			return -1;
+		}
+		total += sqlite3_changes(s->db);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return total;
+}
+
+int
+store_vacuum(struct store *s)
+{
+	char err[256];
+	int rc;
+
+	if (store_ready(s) != 0)
+		return -1;
+	rc = store_exec(s->db, "VACUUM", err, sizeof(err));
+	if (rc != 0)
+		log_warn("database %s: vacuum: %s", s->path, err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* store_scalar - one integer from a query; caller holds the lock. */
+static int
+store_scalar(struct store *s, const char *sql, long *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		store_fail(s, "stats", sqlite3_errcode(s->db));
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		store_fail(s, "stats", rc);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_stats(struct store *s, struct store_stats *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (store_ready(s) != 0)
+		return -1;
+	rc = store_scalar(s, "SELECT count(*) FROM counters", &out->counters) ||
+	    store_scalar(s, "SELECT count(*) FROM entries", &out->entries) ||
+	    store_scalar(s, "SELECT count(*) FROM history", &out->history) ||
+	    store_scalar(s, "PRAGMA page_count", &out->pages) ||
+	    store_scalar(s, "PRAGMA page_size", &out->page_size) ? -1 : 0;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }

@@ -2,16 +2,36 @@
  * store.h - the state store (SQLite by default).
  *
  * The interface is small so that another store (shared by a fleet of MX
- * hosts) can stand behind it later. Opened after privileges are dropped.
- * Safe for many threads (one connection per call site under a mutex;
- * SQLite in WAL mode with a busy timeout) and for several mxwarden
- * processes sharing one file. A failing store never ends the process:
- * calls return -1 and the caller applies on_db_error.
+ * hosts) can stand behind it later. The checks (relay, harvest,
+ * ratelimit, greylist) use only three storage operations:
+ *
+ *   store_count   increment a counter and read it, within a window
+ *   store_set     set an entry, with an expiry
+ *   store_get     look an entry up
+ *
+ * plus store_del / store_list / store_prune / store_vacuum for the admin
+ * CLI (`mxwarden db`). Every call takes the current time "now" (unix
+ * seconds) from the caller, so that tests can move the clock.
+ *
+ * Opened after privileges are dropped. Safe for many threads (one
+ * connection under a mutex) and for several mxwarden processes sharing
+ * one file: WAL mode, a busy timeout, and every change is one statement
+ * (atomic: no increment is lost between processes). Expired rows are
+ * removed in small batches as a side effect of the write calls, so the
+ * filter never stops for a clean-up.
+ *
+ * A failing store never ends the process: calls return -1 after a log
+ * line (at most one per STORE_LOG_EVERY seconds for the same kind of
+ * failure: locked, read-only, full, corrupt) and the caller applies
+ * on_db_error. After a failure that a new connection may cure (the
+ * file was replaced, corrupt or unreadable) the store reopens the file
+ * before the next call, at most once every few seconds.
  */
 #ifndef MXW_STORE_H
 #define MXW_STORE_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct store;
 struct txn;
@@ -21,11 +41,77 @@ struct txn;
 struct store	*store_open(const char *path, char *err, size_t errlen);
 void		 store_close(struct store *s);
 
-/* store_schema_version - the version the database is at. */
+/* store_set_busy_ms - how long a call waits for a lock held by another
+ * connection before it fails (default 2000 ms). */
+void		 store_set_busy_ms(struct store *s, int ms);
+
+/* store_schema_version - the version the database is at (-1: error). */
 int		 store_schema_version(struct store *s);
+/* store_schema_known - the newest version this binary knows. */
+int		 store_schema_known(void);
 
 /* store_history_add - record a finished transaction. 0 or -1. */
 int		 store_history_add(struct store *s, const struct txn *t,
 		    const char *action);
+
+/*
+ * store_count - add delta (>= 0) to the counter (kind, key) and put the
+ * new value in *count. A counter's window starts at its first event and
+ * lasts window seconds; the first increment after it starts a new one.
+ * delta 0 only reads (0 when absent or expired). One statement: atomic
+ * across threads and processes. 0 or -1.
+ */
+int		 store_count(struct store *s, const char *kind, const char *key,
+		    long window, long delta, time_t now, long *count);
+
+/* store_set - create or replace the entry (kind, key) with value;
+ * expires is a unix time, 0 for never. 0 or -1. */
+int		 store_set(struct store *s, const char *kind, const char *key,
+		    const char *value, time_t now, time_t expires);
+
+/*
+ * store_get - look up an unexpired entry. Returns 1 (found: value,
+ * created and expires filled where not NULL), 0 (absent or expired) or
+ * -1 (error).
+ */
+int		 store_get(struct store *s, const char *kind, const char *key,
+		    time_t now, char *value, size_t vlen, time_t *created,
+		    time_t *expires);
+
+/* store_del - delete the entry (kind, key) and the counter of that
+ * name: the number of rows removed, or -1. */
+int		 store_del(struct store *s, const char *kind, const char *key);
+
+/* A row for store_list: a counter (count >= 0, value NULL) or an entry
+ * (count -1). */
+struct store_row {
+	const char	*kind;
+	const char	*key;
+	const char	*value;
+	long		 count;
+	time_t		 created;	/* entry: created; counter: window start */
+	time_t		 expires;
+};
+/* store_list - call fn for every unexpired row whose kind is kind or
+ * starts with kind_prefix (when kind ends in '*'). fn returns non-zero
+ * to stop. 0 or -1. */
+int		 store_list(struct store *s, const char *kind, time_t now,
+		    int (*fn)(const struct store_row *row, void *arg), void *arg);
+
+/* store_prune - remove every expired row and history older than
+ * history_keep seconds (0: keep all). Rows removed, or -1. */
+long		 store_prune(struct store *s, time_t now, long history_keep);
+/* store_vacuum - give the free pages back to the file system. 0 or -1. */
+int		 store_vacuum(struct store *s);
+
+/* store_stats - row counts for `mxwarden db stats`. 0 or -1. */
+struct store_stats {
+	long	 counters;
+	long	 entries;
+	long	 history;
+	long	 pages;
+	long	 page_size;
+};
+int		 store_stats(struct store *s, struct store_stats *st);
 
 #endif

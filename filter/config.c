@@ -42,7 +42,10 @@ struct cfg_key {
 static const char *const onerr_names[] = { "tempfail", "accept", NULL };
 static const char *const level_names[] = { "err", "warn", "info", "debug", NULL };
 static const char *const target_names[] = { "syslog", "stderr", NULL };
-static const char *const forward_names[] = { "none", "xclient", NULL };
+static const char *const forward_names[] = { "none", "xclient", "proxy-v1",
+	"proxy-v2", NULL };
+static const char *const tls_names[] = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3",
+	NULL };
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -99,7 +102,7 @@ static const struct cfg_key cfg_keys[] = {
 	  OFF(proxy_backend), 1, "the MTA the proxy relays to: HOST:PORT or [IPv6]:PORT" },
 	{ "proxy_backend_forward", CT_ENUM, "xclient", 0, 0, forward_names,
 	  OFF(proxy_backend_forward), 1,
-	  "how the backend learns the real client: xclient (Postfix) or none" },
+	  "how the backend learns the real client: xclient (Postfix), proxy-v1, proxy-v2 (PROXY protocol) or none" },
 	{ "proxy_client_timeout", CT_SEC, "300s", 1, 3600, NULL,
 	  OFF(proxy_client_timeout), 1, "proxy: wait for a client command" },
 	{ "proxy_data_timeout", CT_SEC, "180s", 1, 3600, NULL,
@@ -122,6 +125,27 @@ static const struct cfg_key cfg_keys[] = {
 	  OFF(proxy_max_connections), 0, "proxy: concurrent client connections" },
 	{ "proxy_max_recipients", CT_INT, "1000", 1, 100000, NULL,
 	  OFF(proxy_max_recipients), 1, "proxy: recipients per message" },
+	{ "proxy_listen_tls", CT_STR, "", 0, 0, NULL, OFF(proxy_listen_tls), 0,
+	  "proxy: implicit-TLS listeners (submissions, port 465 by default); needs tls_cert_file" },
+	{ "tls_cert_file", CT_STR, "", 0, 0, NULL, OFF(tls_cert_file), 0,
+	  "proxy: PEM certificate chain for STARTTLS and proxy_listen_tls; empty: no TLS" },
+	{ "tls_key_file", CT_STR, "", 0, 0, NULL, OFF(tls_key_file), 0,
+	  "proxy: PEM private key of tls_cert_file (read as root, before the privilege drop)" },
+	{ "tls_min_version", CT_ENUM, "TLSv1.2", 0, 0, tls_names,
+	  OFF(tls_min_version), 0, "proxy: lowest TLS version offered: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3" },
+	{ "proxy_trusted_upstreams", CT_STR, "", 0, 0, NULL,
+	  OFF(proxy_trusted_upstreams), 0,
+	  "proxy: networks (CIDR, space-separated) that must send a PROXY v1/v2 header first" },
+	{ "proxy_max_per_ip", CT_INT, "20", 1, 100000, NULL, OFF(proxy_max_per_ip), 0,
+	  "proxy: concurrent connections from one client address (then 421 4.7.0)" },
+	{ "proxy_greet_pause", CT_MSEC, "0", 0, 30000, NULL,
+	  OFF(proxy_greet_pause_ms), 1,
+	  "proxy: wait this long before the banner; a client talking first gets PREGREET (0: off)" },
+	{ "proxy_bare_lf_exempt", CT_STR, "", 0, 0, NULL, OFF(proxy_bare_lf_exempt), 1,
+	  "proxy: networks (CIDR) whose bare LF line ends are repaired to CRLF instead of refused" },
+	{ "proxy_quarantine_header", CT_STR, "X-Mxwarden-Quarantine", 0, 0, NULL,
+	  OFF(proxy_quarantine_header), 1,
+	  "proxy: header added to a quarantined message for the backend (Postfix header_checks HOLD)" },
 };
 
 size_t

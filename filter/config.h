@@ -13,7 +13,10 @@
 
 enum cfg_onerr { CFG_ONERR_TEMPFAIL, CFG_ONERR_ACCEPT };
 /* How the proxy tells the backend who the client is. */
-enum cfg_forward { CFG_FORWARD_NONE, CFG_FORWARD_XCLIENT };
+enum cfg_forward { CFG_FORWARD_NONE, CFG_FORWARD_XCLIENT, CFG_FORWARD_PROXY_V1,
+		   CFG_FORWARD_PROXY_V2 };
+/* Lowest TLS version the proxy accepts from clients. */
+enum cfg_tls_min { CFG_TLS_1_0, CFG_TLS_1_1, CFG_TLS_1_2, CFG_TLS_1_3 };
 
 struct cfg {
 	char	*hostname;
@@ -49,6 +52,15 @@ struct cfg {
 	char	*proxy_spool_dir;	/* temporary files beyond that */
 	int	 proxy_max_connections;
 	int	 proxy_max_recipients;
+	char	*proxy_listen_tls;	/* implicit-TLS listeners (465) */
+	char	*tls_cert_file;		/* PEM chain; "": no STARTTLS */
+	char	*tls_key_file;
+	int	 tls_min_version;	/* enum cfg_tls_min */
+	char	*proxy_trusted_upstreams; /* CIDRs allowed to send PROXY */
+	int	 proxy_max_per_ip;	/* connections from one address */
+	int	 proxy_greet_pause_ms;	/* 0: none */
+	char	*proxy_bare_lf_exempt;	/* CIDRs whose bare LF is repaired */
+	char	*proxy_quarantine_header; /* header added for quarantine */
 	char	*path;			/* file it came from, for messages */
 };
 

@@ -4,7 +4,9 @@
  *   mxwarden [-f] [-c FILE] [-o key=value]...      run the milter daemon
  *   mxwarden proxy [-f] [-c FILE] [-o ...]         run the SMTP proxy daemon
  *   mxwarden configtest [-c FILE] [-o ...]        check config and rules
+ *   mxwarden reload [-c FILE] [-o ...]            validate, then SIGUSR1 the daemon
  *   mxwarden check [-c FILE] [options] < msg      evaluate one message
+ *   mxwarden db [-c FILE] list|block|unblock|...  the state database
  *   mxwarden defaults                             print every setting
  *   mxwarden version
  *
@@ -25,11 +27,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "dbcli.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
 #include "milter.h"
 #include "proxy.h"
+#include "reload.h"
 #include "rules.h"
 #include "store.h"
 #include "util.h"
@@ -52,6 +56,7 @@ usage(FILE *fp)
 	    "usage: mxwarden [-f] [-c FILE] [-o key=value]...      run the milter daemon\n"
 	    "       mxwarden proxy [-f] [-c FILE] [-o key=value]... run the SMTP proxy\n"
 	    "       mxwarden configtest [-c FILE] [-o key=value]... check config and rules\n"
+	    "       mxwarden reload [-c FILE] [-o key=value]...   reload the running daemon\n"
 	    "       mxwarden check [-c FILE] [-o key=value]... [--ip A] [--helo H]\n"
 	    "                [--from S] [--rcpt R]... [--auth USER] [--json] [FILE]\n"
 	    "       mxwarden defaults | version\n");
@@ -146,7 +151,8 @@ write_pid_file(const char *path)
  */
 static int
 run_proxy(struct eng *e, const struct cfg *c, const char *user,
-    int foreground, int to_stderr, const char *pidf, int *keep_eng)
+    int foreground, int to_stderr, const char *pidf, int *keep_eng,
+    const struct opts *o)
 {
 	char err[512];
 	struct proxy *p = proxy_open(c, err, sizeof(err));
@@ -167,6 +173,8 @@ run_proxy(struct eng *e, const struct cfg *c, const char *user,
 		proxy_free(p);
 		return 1;
 	}
+	if (reload_start(e, o->conf, o->over, o->nover, err, sizeof(err)) != 0)
+		log_warn("%s: reload by signal is not available", err);
 	log_info("mxwarden %s starting: SMTP proxy to %s", MXW_VERSION,
 	    c->proxy_backend);
 	rc = proxy_run(p, e, err, sizeof(err)) == 0 ? 0 : 1;
@@ -187,6 +195,8 @@ cmd_daemon(const struct opts *o, int proxy_mode)
 	int rc, keep_eng = 0;
 
 	log_init("mxwarden", 1, LOG_LVL_INFO);
+	/* Before any thread exists: only the reload thread takes SIGUSR1. */
+	reload_block();
 	if ((e = make_engine(o)) == NULL)
 		return 1;
 	struct txn *probe = eng_txn_new(e);
@@ -203,7 +213,7 @@ cmd_daemon(const struct opts *o, int proxy_mode)
 		struct txn *t = eng_txn_new(e);
 		/* The database is opened after the privilege drop. */
 		rc = run_proxy(e, eng_cfg(t), user, o->foreground, to_stderr,
-		    pidf, &keep_eng);
+		    pidf, &keep_eng, o);
 		eng_txn_free(t);
 		goto out;
 	}
@@ -219,6 +229,8 @@ cmd_daemon(const struct opts *o, int proxy_mode)
 	if ((st = store_open(db, err, sizeof(err))) == NULL)
 		log_warn("database unavailable, history is not recorded: %s", err);
 	eng_set_store(e, st);
+	if (reload_start(e, o->conf, o->over, o->nover, err, sizeof(err)) != 0)
+		log_warn("%s: reload by signal is not available", err);
 	log_info("mxwarden %s starting: milter on %s", MXW_VERSION, sock);
 	int mr = milter_run(e, sock, timeout, err, sizeof(err));
 	rc = mr == 0 ? 0 : 1;
@@ -231,6 +243,7 @@ cmd_daemon(const struct opts *o, int proxy_mode)
 	}
 	log_info("mxwarden stopped");
 out:
+	reload_stop();
 	store_close(st);
 	if (!keep_eng)
 		eng_free(e);
@@ -253,6 +266,11 @@ cmd_configtest(const struct opts *o)
 	log_init("mxwarden", 1, LOG_LVL_WARN);
 	if ((c = load_all(o, &r)) == NULL)
 		return 1;
+	/* Lint: suspicious but valid rules (warnings, exit status 0). */
+	char *lint = xmalloc(65536);
+	if (rules_lint(r, lint, 65536) > 0)
+		fputs(lint, stderr);
+	free(lint);
 	/* The engine set-up also validates the DNS options and the PSL. */
 	struct eng *e = eng_new(c, r, err, sizeof(err));
 	if (e == NULL) {
@@ -276,10 +294,11 @@ cmd_check(const struct opts *o, int argc, char **argv)
 		{ "rcpt", required_argument, NULL, 'r' },
 		{ "auth", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "state", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct check_args a = { 0 };
-	int ch, rc;
+	int ch, rc, state = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -291,6 +310,7 @@ cmd_check(const struct opts *o, int argc, char **argv)
 		case 'F': a.from = optarg; break;
 		case 'a': a.auth = optarg; break;
 		case 'j': a.json = 1; break;
+		case 's': state = 1; break;
 		case 'r':
 			if (a.nrcpt == ARRAY_LEN(a.rcpt)) {
 				fprintf(stderr, "mxwarden check: too many --rcpt\n");
@@ -316,10 +336,64 @@ cmd_check(const struct opts *o, int argc, char **argv)
 			fclose(in);
 		return 3;
 	}
+	/* --state: counters, blocks and greylisting from db_path, as in
+	 * the daemon (and they count this message). */
+	struct store *st = NULL;
+	if (state) {
+		struct txn *probe = eng_txn_new(e);
+		char err[512];
+		st = store_open(eng_cfg(probe)->db_path, err, sizeof(err));
+		eng_txn_free(probe);
+		if (st == NULL)
+			fprintf(stderr, "mxwarden check: database: %s\n", err);
+		eng_set_store(e, st);
+	}
 	rc = check_run(e, &a, in, stdout);
 	if (in != stdin)
 		fclose(in);
 	eng_free(e);
+	store_close(st);
+	return rc;
+}
+
+/* cmd_reload - validate config and rules, then signal the daemon. */
+static int
+cmd_reload(const struct opts *o)
+{
+	struct rules *r;
+	struct cfg *c;
+	char err[512];
+
+	log_init("mxwarden", 1, LOG_LVL_WARN);
+	if ((c = load_all(o, &r)) == NULL) {
+		fprintf(stderr, "mxwarden reload: not sent: fix the errors above\n");
+		return 1;
+	}
+	rules_free(r);
+	int rc = reload_send(c->pid_file, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "mxwarden reload: %s\n", err);
+	else
+		printf("reload signal sent\n");
+	cfg_free(c);
+	return rc == 0 ? 0 : 1;
+}
+
+/* cmd_db - `mxwarden db ...` on the configured db_path. */
+static int
+cmd_db(const struct opts *o, int argc, char **argv)
+{
+	char errs[16384];
+	struct cfg *c = cfg_load(o->conf, o->over, o->nover, errs, sizeof(errs));
+	int rc;
+
+	if (c == NULL) {
+		fputs(errs, stderr);
+		return 2;
+	}
+	log_init("mxwarden", 1, LOG_LVL_WARN);
+	rc = dbcli_main(c->db_path, argc, argv);
+	cfg_free(c);
 	return rc;
 }
 
@@ -373,8 +447,12 @@ main(int argc, char **argv)
 		return cmd_daemon(&o, 1);
 	if (strcmp(cmd, "configtest") == 0)
 		return cmd_configtest(&o);
+	if (strcmp(cmd, "reload") == 0)
+		return cmd_reload(&o);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(&o, argc - optind + 1, argv + optind - 1);
+	if (strcmp(cmd, "db") == 0)
+		return cmd_db(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "defaults") == 0) {
 		struct cfg *c = cfg_load(NULL, NULL, 0, NULL, 0);
 		if (c == NULL)

@@ -424,11 +424,11 @@ milter_do_envrcpt(SMFICTX *ctx, char **argv)
 	milter_queue_id(ctx, t);
 	if (mailer != NULL && strcmp(mailer, "error") == 0) {
 		/* The MTA rejected this recipient already (SMFIP_RCPT_REJ):
-		 * not part of the message, but evidence of harvesting.
-		 * XXX until txn.h has a counter for it, a symbol. */
+		 * not part of the message, but evidence of harvesting. */
 		log_debug("%s milter: recipient %s rejected by the MTA", t->id,
 		    rcpt);
-		txn_symbol(t, "RCPT_REJECTED_BY_MTA", rcpt);
+		if (eng_bad_rcpt(t, rcpt, &v) != VERDICT_CONTINUE)
+			return milter_decide(ctx, c, &v, MS_MESSAGE);
 		return SMFIS_CONTINUE;
 	}
 	txn_add_rcpt(t, rcpt);

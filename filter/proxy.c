@@ -2,9 +2,12 @@
  * proxy.c - the SMTP proxy's listeners and accept loop.
  *
  * Called by filter/main.c: proxy_open() binds while the process is still
- * privileged, proxy_run() serves until SIGTERM/SIGINT. Owns the listening
- * sockets and the table of running sessions (for the connection limit
- * and to wake idle sessions at shutdown).
+ * privileged and reads the TLS certificate and key (proxy_tls.c) then;
+ * proxy_run() serves until SIGTERM/SIGINT. Owns the listening sockets
+ * (plain and implicit-TLS), the TLS context and the table of running
+ * sessions (for the total and per-IP connection limits and to wake idle
+ * sessions at shutdown). A connection over a limit gets 421 4.7.0 here,
+ * before any thread, engine check or backend connection.
  *
  * Concurrency model: one thread per client connection with blocking,
  * timeout-bounded I/O (poll). The engine's checks block on DNS anyway
@@ -35,7 +38,9 @@
 #include "config.h"
 #include "log.h"
 #include "proxy.h"
+#include "proxy_pp.h"
 #include "proxy_session.h"
+#include "proxy_tls.h"
 #include "util.h"
 
 #define PROXY_MAX_LISTEN	16
@@ -43,12 +48,17 @@
 
 struct proxy {
 	int		 lfd[PROXY_MAX_LISTEN];
+	int		 ltls[PROXY_MAX_LISTEN];	/* implicit TLS */
 	size_t		 nlfd;
 	int		 max_conn;
+	int		 max_per_ip;
+	char		*upstreams;	/* proxy_trusted_upstreams */
+	struct proxy_tls *tls;
 	struct eng	*eng;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 idle;
 	int		*sess_fd;	/* client fds of running sessions */
+	char		(*sess_ip)[INET6_ADDRSTRLEN];	/* and their peers */
 	int		 nsess;
 	int		 stopping;
 };
@@ -57,12 +67,13 @@ struct proxy_job {
 	struct proxy		*p;
 	int			 fd;
 	struct sockaddr_storage	 ss;
+	struct proxy_conn	 conn;
 };
 
 /* proxy_split_listen - "a:p", "[v6]:p", "a", "[v6]" into host and port. */
 static int
 proxy_split_listen(const char *tok, char *host, size_t hostlen, char *port,
-    size_t portlen)
+    size_t portlen, const char *defport)
 {
 	const char *p = NULL;
 
@@ -87,18 +98,19 @@ proxy_split_listen(const char *tok, char *host, size_t hostlen, char *port,
 			p = c + 1;
 		}
 	}
-	return str_copy(port, p != NULL ? p : "25", portlen);
+	return str_copy(port, p != NULL ? p : defport, portlen);
 }
 
 /* proxy_bind_one - one listening socket; -1 with a reason. */
 static int
-proxy_bind_one(const char *tok, char *err, size_t errlen)
+proxy_bind_one(const char *tok, const char *defport, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char host[256], port[16];
 	int fd, r, one = 1;
 
-	if (proxy_split_listen(tok, host, sizeof(host), port, sizeof(port)) != 0) {
+	if (proxy_split_listen(tok, host, sizeof(host), port, sizeof(port),
+	    defport) != 0) {
 		str_fmt(err, errlen, "proxy_listen: bad address \"%s\"", tok);
 		return -1;
 	}
@@ -129,16 +141,14 @@ proxy_bind_one(const char *tok, char *err, size_t errlen)
 	return fd;
 }
 
-struct proxy *
-proxy_open(const struct cfg *cfg, char *err, size_t errlen)
+/* proxy_bind_list - every address of one listen key. */
+static int
+proxy_bind_list(struct proxy *p, const char *value, int tls, char *err,
+    size_t errlen)
 {
-	struct proxy *p = xcalloc(1, sizeof(*p));
-	char *list = xstrdup(cfg->proxy_listen), *save = NULL;
+	char *list = xstrdup(value), *save = NULL;
+	int rc = 0;
 
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->idle, NULL);
-	p->max_conn = cfg->proxy_max_connections;
-	p->sess_fd = xcalloc((size_t)p->max_conn, sizeof(*p->sess_fd));
 	for (char *tok = strtok_r(list, " ,\t", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ,\t", &save)) {
 		int fd;
@@ -146,21 +156,52 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 		if (p->nlfd == PROXY_MAX_LISTEN) {
 			str_fmt(err, errlen, "proxy_listen: more than %d addresses",
 			    PROXY_MAX_LISTEN);
-			goto fail;
+			rc = -1;
+			break;
 		}
-		if ((fd = proxy_bind_one(tok, err, errlen)) < 0)
-			goto fail;
+		if ((fd = proxy_bind_one(tok, tls ? "465" : "25", err, errlen)) < 0) {
+			rc = -1;
+			break;
+		}
+		p->ltls[p->nlfd] = tls;
 		p->lfd[p->nlfd++] = fd;
-		log_info("proxy: listening on %s", tok);
+		log_info("proxy: listening on %s%s", tok, tls ? " (implicit TLS)" : "");
 	}
+	free(list);
+	return rc;
+}
+
+struct proxy *
+proxy_open(const struct cfg *cfg, char *err, size_t errlen)
+{
+	struct proxy *p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	p->max_conn = cfg->proxy_max_connections;
+	p->max_per_ip = cfg->proxy_max_per_ip;
+	p->sess_fd = xcalloc((size_t)p->max_conn, sizeof(*p->sess_fd));
+	p->sess_ip = xcalloc((size_t)p->max_conn, sizeof(*p->sess_ip));
+	p->upstreams = xstrdup(cfg->proxy_trusted_upstreams);
+	if (proxy_ip_list_check(p->upstreams, err, errlen) != 0 ||
+	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)
+		goto fail;
+	if (cfg->tls_cert_file[0] != '\0' &&
+	    (p->tls = proxy_tls_new(cfg, err, errlen)) == NULL)
+		goto fail;
+	if (cfg->proxy_listen_tls[0] != '\0' && p->tls == NULL) {
+		str_fmt(err, errlen, "proxy_listen_tls needs tls_cert_file");
+		goto fail;
+	}
+	if (proxy_bind_list(p, cfg->proxy_listen, 0, err, errlen) != 0 ||
+	    proxy_bind_list(p, cfg->proxy_listen_tls, 1, err, errlen) != 0)
+		goto fail;
 	if (p->nlfd == 0) {
 		str_fmt(err, errlen, "proxy_listen: no address");
 		goto fail;
 	}
-	free(list);
 	return p;
 fail:
-	free(list);
 	proxy_free(p);
 	return NULL;
 }
@@ -175,22 +216,36 @@ proxy_free(struct proxy *p)
 			close(p->lfd[i]);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle);
+	proxy_tls_free(p->tls);
+	free(p->upstreams);
 	free(p->sess_fd);
+	free(p->sess_ip);
 	free(p);
 }
 
-/* proxy_sess_add / proxy_sess_del - the running-session table. */
+/* proxy_sess_add / proxy_sess_del - the running-session table. Returns
+ * 0, or the limit that refused it: 1 total, 2 per IP, 3 stopping. */
 static int
-proxy_sess_add(struct proxy *p, int fd)
+proxy_sess_add(struct proxy *p, int fd, const char *ip)
 {
-	int ok;
+	int rc = 0, same = 0;
 
 	pthread_mutex_lock(&p->lock);
-	ok = !p->stopping && p->nsess < p->max_conn;
-	if (ok)
-		p->sess_fd[p->nsess++] = fd;
+	for (int i = 0; i < p->nsess; i++)
+		same += strcmp(p->sess_ip[i], ip) == 0;
+	if (p->stopping)
+		rc = 3;
+	else if (p->nsess >= p->max_conn)
+		rc = 1;
+	else if (same >= p->max_per_ip)
+		rc = 2;
+	if (rc == 0) {
+		p->sess_fd[p->nsess] = fd;
+		str_copy(p->sess_ip[p->nsess], ip, sizeof(p->sess_ip[0]));
+		p->nsess++;
+	}
 	pthread_mutex_unlock(&p->lock);
-	return ok ? 0 : -1;
+	return rc;
 }
 
 static void
@@ -199,7 +254,10 @@ proxy_sess_del(struct proxy *p, int fd)
 	pthread_mutex_lock(&p->lock);
 	for (int i = 0; i < p->nsess; i++)
 		if (p->sess_fd[i] == fd) {
-			p->sess_fd[i] = p->sess_fd[--p->nsess];
+			p->nsess--;
+			p->sess_fd[i] = p->sess_fd[p->nsess];
+			memcpy(p->sess_ip[i], p->sess_ip[p->nsess],
+			    sizeof(p->sess_ip[0]));
 			break;
 		}
 	if (p->nsess == 0)
@@ -216,33 +274,40 @@ proxy_thread(void *arg)
 	/* The session closes fd; the slot is released after that. XXX a
 	 * shutdown() at stop can hit the number reused in between: only
 	 * another session that is being stopped anyway. */
-	proxy_session_run(j->p->eng, fd, (struct sockaddr *)&j->ss);
+	proxy_session_run(j->p->eng, fd, (struct sockaddr *)&j->ss, &j->conn);
 	proxy_sess_del(j->p, fd);
 	free(j);
 	return NULL;
 }
 
-/* proxy_refuse - too many connections: 421 without a thread. */
+/* proxy_refuse - over a limit: 421 without a thread. */
 static void
-proxy_refuse(int fd)
+proxy_refuse(int fd, int per_ip)
 {
-	static const char msg[] = "421 4.7.0 Error: too many connections,"
+	static const char total[] = "421 4.7.0 Error: too many connections,"
 	    " try again later\r\n";
+	static const char perip[] = "421 4.7.0 Error: too many connections"
+	    " from your address, try again later\r\n";
 
-	(void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (per_ip)
+		(void)send(fd, perip, sizeof(perip) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	else
+		(void)send(fd, total, sizeof(total) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 
 static void
-proxy_accept(struct proxy *p, int lfd)
+proxy_accept(struct proxy *p, size_t li)
 {
 	struct proxy_job *j = xcalloc(1, sizeof(*j));
 	socklen_t sl = sizeof(j->ss);
+	char ip[INET6_ADDRSTRLEN];
 	pthread_attr_t attr;
 	pthread_t tid;
+	int port, lim;
 
 	j->p = p;
-	j->fd = accept4(lfd, (struct sockaddr *)&j->ss, &sl, SOCK_CLOEXEC);
+	j->fd = accept4(p->lfd[li], (struct sockaddr *)&j->ss, &sl, SOCK_CLOEXEC);
 	if (j->fd < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		    errno != ECONNABORTED)
@@ -250,9 +315,21 @@ proxy_accept(struct proxy *p, int lfd)
 		free(j);
 		return;
 	}
-	if (proxy_sess_add(p, j->fd) != 0) {
-		log_warn("proxy: CONNECTION LIMIT %d reached: 421", p->max_conn);
-		proxy_refuse(j->fd);
+	proxy_sockaddr_ip((struct sockaddr *)&j->ss, ip, sizeof(ip), &port);
+	j->conn.tls = p->tls;
+	j->conn.implicit_tls = p->ltls[li];
+	j->conn.upstream = p->upstreams[0] != '\0' &&
+	    proxy_ip_in_list(ip, p->upstreams) == 1;
+	/* XXX behind a trusted upstream the per-IP limit counts the
+	 * balancer's address, not the clients' (known before the header). */
+	if ((lim = proxy_sess_add(p, j->fd, ip)) != 0) {
+		if (lim == 2)
+			log_warn("proxy: [%s]:%d PER-IP CONNECTION LIMIT %d"
+			    " reached: 421", ip, port, p->max_per_ip);
+		else
+			log_warn("proxy: [%s]:%d CONNECTION LIMIT %d reached: 421",
+			    ip, port, p->max_conn);
+		proxy_refuse(j->fd, lim == 2);
 		free(j);
 		return;
 	}
@@ -261,7 +338,7 @@ proxy_accept(struct proxy *p, int lfd)
 	if (pthread_create(&tid, &attr, proxy_thread, j) != 0) {
 		log_errno("proxy: pthread_create");
 		proxy_sess_del(p, j->fd);
-		proxy_refuse(j->fd);
+		proxy_refuse(j->fd, 0);
 		free(j);
 	}
 	pthread_attr_destroy(&attr);
@@ -318,7 +395,7 @@ proxy_run(struct proxy *p, struct eng *e, char *err, size_t errlen)
 		}
 		for (size_t i = 0; i < p->nlfd; i++)
 			if (pfd[i].revents & POLLIN)
-				proxy_accept(p, p->lfd[i]);
+				proxy_accept(p, i);
 		if (pfd[p->nlfd].revents & POLLIN) {
 			struct signalfd_siginfo si;
 

@@ -239,6 +239,7 @@ proxy_backend_parse_ehlo(struct proxy_backend *b, const struct proxy_reply *r)
 	b->caps = 0;
 	b->size = 0;
 	b->xclient[0] = '\0';
+	b->auth[0] = '\0';
 	while (*p != '\0') {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
@@ -261,6 +262,12 @@ proxy_backend_parse_ehlo(struct proxy_backend *b, const struct proxy_reply *r)
 		    (l[4] == '\0' || l[4] == ' ')) {
 			b->caps |= PB_CAP_SIZE;
 			b->size = l[4] ? strtoull(l + 5, NULL, 10) : 0;
+		} else if (strncasecmp(l, "AUTH ", 5) == 0 && l[5] != '\0') {
+			b->caps |= PB_CAP_AUTH;
+			str_copy(b->auth, l + 5, sizeof(b->auth));
+			for (char *q = b->auth; *q; q++)
+				if ((unsigned char)*q < 0x20 || *q == 0x7f)
+					*q = ' ';
 		} else if (strncasecmp(l, "XCLIENT", 7) == 0 &&
 		    (l[7] == '\0' || l[7] == ' ')) {
 			b->caps |= PB_CAP_XCLIENT;

@@ -23,6 +23,7 @@
 #define PB_CAP_ENHANCED		0x08
 #define PB_CAP_SMTPUTF8		0x10
 #define PB_CAP_XCLIENT		0x20
+#define PB_CAP_AUTH		0x40
 
 struct proxy_reply {
 	int		 code;		/* 100..599 */
@@ -37,6 +38,7 @@ struct proxy_backend {
 	unsigned	 caps;		/* PB_CAP_* from the last EHLO */
 	unsigned long long size;	/* its SIZE, 0 when none or unlimited */
 	char		 xclient[256];	/* attribute names after XCLIENT */
+	char		 auth[256];	/* SASL mechanisms after AUTH */
 };
 
 void	proxy_reply_init(struct proxy_reply *r);
@@ -65,7 +67,7 @@ int	proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
 int	proxy_backend_command(struct proxy_backend *b, const char *line,
 	    struct proxy_reply *r, int timeout_ms, char *err, size_t errlen);
 
-/* proxy_backend_parse_ehlo - set b->caps, b->size, b->xclient from a
+/* proxy_backend_parse_ehlo - set b->caps, b->size, b->xclient, b->auth from a
  * 250 reply to EHLO. */
 void	proxy_backend_parse_ehlo(struct proxy_backend *b,
 	    const struct proxy_reply *r);

@@ -13,6 +13,11 @@
  * reported, never silently repaired: the caller decides (SMTP smuggling
  * defence, see proxy_session.c). Memory per io is bounded by the input
  * buffer, the caller's line buffer and the output queue limit.
+ *
+ * TLS: once io->ssl is set (proxy_tls.c) the same paths go through
+ * SSL_read/SSL_write on the non-blocking socket; WANT_READ/WANT_WRITE
+ * become a bounded poll(). OpenSSL's per-thread error queue is cleared
+ * after each failure, so no stale error leaks into another session.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +28,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "proxy_io.h"
 #include "util.h"
@@ -48,6 +56,13 @@ proxy_io_init(struct proxy_io *io, int fd, int write_timeout_ms)
 void
 proxy_io_close(struct proxy_io *io)
 {
+	if (io->ssl != NULL) {
+		/* One non-blocking close_notify; no wait for the peer's. */
+		(void)SSL_shutdown(io->ssl);
+		SSL_free(io->ssl);
+		ERR_clear_error();
+		io->ssl = NULL;
+	}
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = -1;
@@ -61,6 +76,34 @@ size_t
 proxy_io_pending(const struct proxy_io *io)
 {
 	return io->in_end - io->in_start;
+}
+
+size_t
+proxy_io_discard_input(struct proxy_io *io)
+{
+	size_t n = io->in_end - io->in_start;
+
+	io->in_start = io->in_end = 0;
+	return n;
+}
+
+/* proxy_io_ssl_wait - after an SSL_read/SSL_write result r: the poll
+ * events to wait for (POLLIN/POLLOUT), 0 at a clean TLS close, -1 on a
+ * TLS or socket error. */
+static int
+proxy_io_ssl_wait(struct proxy_io *io, int r)
+{
+	switch (SSL_get_error(io->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		return POLLIN;
+	case SSL_ERROR_WANT_WRITE:
+		return POLLOUT;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -1;
+	}
 }
 
 /* proxy_io_poll - wait for events on the fd: 1 ready, 0 timeout, -1. */
@@ -86,9 +129,27 @@ proxy_io_flush(struct proxy_io *io)
 	if (io->fd < 0)
 		return -1;
 	while (off < io->out.len) {
-		ssize_t n = send(io->fd, io->out.data + off, io->out.len - off,
-		    MSG_NOSIGNAL);
+		ssize_t n;
 
+		if (io->ssl != NULL) {
+			int r = SSL_write(io->ssl, io->out.data + off,
+			    (int)(io->out.len - off > 65536 ? 65536 :
+			    io->out.len - off));
+			int ev = r > 0 ? 0 : proxy_io_ssl_wait(io, r);
+
+			if (r > 0) {
+				off += (size_t)r;
+				io->bytes_out += (unsigned long long)r;
+				continue;
+			}
+			if (ev > 0 && proxy_io_poll(io->fd, (short)ev,
+			    io->timeout_ms) == 1)
+				continue;
+			buf_reset(&io->out);
+			return -1;
+		}
+		n = send(io->fd, io->out.data + off, io->out.len - off,
+		    MSG_NOSIGNAL);
 		if (n > 0) {
 			off += (size_t)n;
 			io->bytes_out += (unsigned long long)n;
@@ -162,6 +223,26 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 		io->in_start = 0;
 	}
 	for (;;) {
+		if (io->ssl != NULL) {
+			int sr = SSL_read(io->ssl, io->in + io->in_end,
+			    (int)(PROXY_IO_INBUF - io->in_end));
+			int ev = sr > 0 ? 0 : proxy_io_ssl_wait(io, sr);
+
+			if (sr > 0) {
+				n = sr;
+				break;
+			}
+			if (ev == 0)
+				return 0;
+			if (ev < 0)
+				return -PL_ERROR;
+			r = proxy_io_poll(io->fd, (short)ev, timeout_ms);
+			if (r == 0)
+				return -PL_TIMEOUT;
+			if (r < 0)
+				return -PL_ERROR;
+			continue;
+		}
 		n = read(io->fd, io->in + io->in_end, PROXY_IO_INBUF - io->in_end);
 		if (n >= 0)
 			break;
@@ -180,12 +261,39 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 	return n;
 }
 
+const unsigned char *
+proxy_io_peek(const struct proxy_io *io, size_t *n)
+{
+	*n = io->in_end - io->in_start;
+	return (const unsigned char *)io->in + io->in_start;
+}
+
+void
+proxy_io_consume(struct proxy_io *io, size_t n)
+{
+	if (n > io->in_end - io->in_start)
+		PANIC("proxy_io_consume: %zu of %zu", n, io->in_end - io->in_start);
+	io->in_start += n;
+}
+
+int
+proxy_io_read_more(struct proxy_io *io, int timeout_ms)
+{
+	ssize_t r;
+
+	if (io->in_start == 0 && io->in_end == PROXY_IO_INBUF)
+		return -1;
+	r = proxy_io_fill(io, timeout_ms);
+	return r < 0 ? -1 : (int)r;
+}
+
 int
 proxy_io_wait_input(struct proxy_io *io, int timeout_ms)
 {
 	int r;
 
-	if (proxy_io_pending(io) > 0)
+	if (proxy_io_pending(io) > 0 ||
+	    (io->ssl != NULL && SSL_pending(io->ssl) > 0))
 		return 1;
 	if (io->out.len > 0 && proxy_io_flush(io) != 0)
 		return -1;

@@ -1,7 +1,8 @@
 /*
  * proxy_io.h - buffered, bounded socket I/O for the SMTP proxy: a line
  * reader that classifies each line (CRLF, bare LF, bare CR, NUL, too
- * long) and a write buffer flushed before the reader blocks.
+ * long) and a write buffer flushed before the reader blocks. Plain TCP
+ * or, after proxy_tls_accept(), TLS.
  *
  * Used by filter/proxy_session.c (client side) and filter/proxy_backend.c
  * (backend side). One struct proxy_io per socket, owned by one thread.
@@ -35,6 +36,8 @@ struct proxy_io {
 	size_t		 in_start, in_end;
 	struct buf	 out;		/* pending output */
 	int		 timeout_ms;	/* for writes (flush) */
+	void		*ssl;		/* OpenSSL SSL * once in TLS, else NULL
+					 * (set by proxy_tls_accept) */
 	unsigned long long bytes_in, bytes_out;
 };
 
@@ -57,6 +60,19 @@ enum proxy_line_status proxy_io_read_line(struct proxy_io *io, char *line,
 
 /* proxy_io_pending - bytes read but not consumed yet (pipelined input). */
 size_t	proxy_io_pending(const struct proxy_io *io);
+
+/* proxy_io_discard_input - drop buffered input; returns the bytes
+ * dropped (STARTTLS: what a client pipelined before the handshake). */
+size_t	proxy_io_discard_input(struct proxy_io *io);
+
+/* proxy_io_peek / proxy_io_consume / proxy_io_read_more - raw access
+ * to buffered input (the PROXY protocol header comes before any line):
+ * peek returns the buffered bytes (*n of them), consume drops the first
+ * n, read_more waits (timeout_ms) and appends what arrives: the count,
+ * 0 at EOF, -1 on error, timeout or a full buffer. */
+const unsigned char *proxy_io_peek(const struct proxy_io *io, size_t *n);
+void	proxy_io_consume(struct proxy_io *io, size_t n);
+int	proxy_io_read_more(struct proxy_io *io, int timeout_ms);
 
 /* proxy_io_wait_input - 1 when input is buffered or arrives within
  * timeout_ms, 0 on timeout, -1 on error. */

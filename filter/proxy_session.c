@@ -26,6 +26,22 @@
  * rebuilt: commands from parsed parts, the message from the spool (CRLF
  * only, dot-stuffed again).
  *
+ * TLS (RFC 3207): STARTTLS is offered when a certificate is configured;
+ * bytes the client sent after "STARTTLS" before the handshake are
+ * discarded (command injection across the TLS boundary) and the session
+ * starts afresh inside TLS: HELO and transaction forgotten, a new EHLO
+ * needed. AUTH is offered only inside TLS, relayed to the backend
+ * exchange by exchange; its 235 marks the txn authenticated.
+ *
+ * Client identity: from accept(), or from the PROXY header a trusted
+ * upstream sends first; passed to the backend by XCLIENT or a PROXY
+ * header (proxy_backend_forward).
+ *
+ * Zombie triage before the backend is touched: the connect-stage
+ * checks, the optional greet pause (PREGREET: talking before the
+ * banner), HTTP and proxy verbs. Pipelining after a plain HELO (which
+ * does not offer PIPELINING) gets PIPELINING_UNOFFERED and is dropped.
+ *
  * Thread safety: one thread per session; the engine is thread-safe.
  */
 #include <arpa/inet.h>
@@ -44,13 +60,16 @@
 #include "proxy_backend.h"
 #include "proxy_io.h"
 #include "proxy_msg.h"
+#include "proxy_pp.h"
 #include "proxy_session.h"
 #include "proxy_spool.h"
+#include "proxy_tls.h"
 #include "proxy_verb.h"
 #include "txn.h"
 #include "util.h"
 
 #define PROXY_MAX_ERRORS	20	/* bad commands before 421 */
+#define PROXY_AUTH_ROUNDS	10	/* 334 challenges per AUTH */
 
 struct proxy_sess {
 	struct txn		*t;
@@ -58,8 +77,15 @@ struct proxy_sess {
 	struct proxy_io		 cli;
 	struct proxy_backend	 be;
 	struct proxy_reply	 r;		/* the last backend reply */
+	const struct proxy_conn	*conn;
 	enum proxy_state	 state;
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* "[ip]:port" */
+	char			 dst_ip[INET6_ADDRSTRLEN];	/* where it connected */
+	int			 dst_port;
+	int			 tls_on;	/* the client side is in TLS */
+	int			 auth_done;	/* the backend answered 235 */
+	int			 helo_plain;	/* HELO: PIPELINING not offered */
+	int			 bare_lf_ok;	/* in proxy_bare_lf_exempt */
 	int			 be_ehlo;	/* we sent our own EHLO */
 	int			 xclient_done;
 	int			 helo_done;	/* client HELO/EHLO answered 250 */
@@ -68,6 +94,7 @@ struct proxy_sess {
 	size_t			 nrcpt;		/* accepted by the backend */
 	size_t			 nrcpt_tried;
 	int			 nerrors;
+	int			 ncmds;		/* command lines read */
 	char			 line[PROXY_TEXT_LINE_MAX + 1];
 };
 
@@ -262,6 +289,21 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		proxy_sess_backend_fail(s, "connect", err);
 		return -1;
 	}
+	if (s->cfg->proxy_backend_forward == CFG_FORWARD_PROXY_V1 ||
+	    s->cfg->proxy_backend_forward == CFG_FORWARD_PROXY_V2) {
+		unsigned char hdr[128];
+		size_t len;
+
+		/* Queued now, sent by the flush before the greeting read. */
+		if (proxy_pp_build(s->cfg->proxy_backend_forward ==
+		    CFG_FORWARD_PROXY_V1 ? 1 : 2, s->t->client_ip,
+		    s->t->client_port, s->dst_ip, s->dst_port, hdr, sizeof(hdr),
+		    &len) != 0 || proxy_io_put(&s->be.io, hdr, len) != 0) {
+			proxy_sess_backend_fail(s, "PROXY header", "cannot build"
+			    " or send it (address families differ?)");
+			return -1;
+		}
+	}
 	if (proxy_backend_read_reply(&s->be, &s->r,
 	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
 		proxy_sess_backend_fail(s, "greeting", err);
@@ -273,6 +315,30 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * proxy_sess_pregreet - the greet pause (postscreen's pregreet test): a
+ * real MTA waits for the banner, a zombie often talks at once. -1 when
+ * the client talked first (answered 554, session closing).
+ */
+static int
+proxy_sess_pregreet(struct proxy_sess *s)
+{
+	int r;
+
+	if (s->cfg->proxy_greet_pause_ms <= 0)
+		return 0;
+	r = proxy_io_wait_input(&s->cli, s->cfg->proxy_greet_pause_ms);
+	if (r == 0)
+		return 0;
+	txn_symbol(s->t, "PREGREET", NULL);
+	log_warn("%s proxy: %s PREGREET: talked before the banner%s", SID(s),
+	    s->peer, r < 0 ? " (or left)" : "");
+	proxy_sess_reply(s, "554 5.3.0 %s Error: protocol error, talked before"
+	    " the banner", s->cfg->hostname);
+	proxy_sess_enter(s, PS_CLOSING);
+	return -1;
 }
 
 /* proxy_sess_connect - engine connect stage, backend, banner. */
@@ -299,6 +365,8 @@ proxy_sess_connect(struct proxy_sess *s)
 	}
 	if (v.action == VERDICT_DISCARD)
 		s->discard_conn = 1;
+	if (proxy_sess_pregreet(s) != 0)
+		return;
 	/* Only now, with the connection checks passed, the backend. */
 	if (proxy_sess_open_backend(s) != 0)
 		return;
@@ -338,6 +406,11 @@ proxy_sess_ehlo_reply(struct proxy_sess *s)
 		proxy_sess_reply(s, "250-SMTPUTF8");
 	if (caps & PB_CAP_ENHANCED)
 		proxy_sess_reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->conn->tls != NULL && !s->tls_on)
+		proxy_sess_reply(s, "250-STARTTLS");
+	/* RFC 4954 §4: no plaintext passwords; AUTH only inside TLS. */
+	if (s->tls_on && (caps & PB_CAP_AUTH) && !s->auth_done)
+		proxy_sess_reply(s, "250-AUTH %s", s->be.auth);
 	proxy_sess_reply(s, "250 HELP");
 }
 
@@ -374,6 +447,7 @@ proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 	} else {
 		proxy_sess_reply(s, "250 %s", s->cfg->hostname);
 	}
+	s->helo_plain = !ehlo;
 	s->helo_done = 1;
 	proxy_sess_enter(s, PS_READY);
 }
@@ -480,6 +554,8 @@ proxy_sess_receive(struct proxy_sess *s, struct proxy_spool *sp)
 		    proxy_sess_ms(s->cfg->proxy_data_timeout));
 		const char *p = s->line;
 
+		if (st == PL_BARE_LF && s->bare_lf_ok)
+			st = PL_OK;	/* repaired: the spool gets CRLF */
 		switch (st) {
 		case PL_OK:
 			break;
@@ -560,6 +636,30 @@ proxy_sess_deliver(struct proxy_sess *s, struct proxy_msg *m,
 	proxy_sess_relay(s);
 }
 
+/* proxy_sess_quarantine_mark - delete every copy of the quarantine
+ * field the client sent; add ours when the verdict is quarantine. */
+static void
+proxy_sess_quarantine_mark(struct proxy_sess *s, const struct proxy_msg *m,
+    int quarantine)
+{
+	const char *h = s->cfg->proxy_quarantine_header;
+	int seen = 0;
+
+	if (h[0] == '\0')
+		return;
+	for (size_t i = 0; i < m->nf; i++)
+		if (strcasecmp(m->f[i].name, h) == 0)
+			seen++;
+	/* Highest occurrence first: each index stays valid. */
+	for (; seen > 0; seen--)
+		txn_hdrop(s->t, TXN_HDR_DELETE, h, NULL, seen);
+	if (quarantine) {
+		txn_hdrop(s->t, TXN_HDR_ADD, h, "yes", 0);
+		log_info("%s proxy: %s quarantine: delivered with %s: yes for the"
+		    " backend to hold", SID(s), s->peer, h);
+	}
+}
+
 /* proxy_sess_eom - checks at end of data, then deliver or refuse. */
 static void
 proxy_sess_eom(struct proxy_sess *s, struct proxy_spool *sp)
@@ -586,11 +686,10 @@ proxy_sess_eom(struct proxy_sess *s, struct proxy_spool *sp)
 		if (proxy_sess_backend_rset(s) == 0)
 			proxy_sess_reply(s, "250 2.0.0 Ok: discarded");
 	} else {
-		/* XXX quarantine has no backend equivalent yet: the message
-		 * is delivered with the verdict headers. */
-		if (v.action == VERDICT_QUARANTINE)
-			log_warn("%s proxy: %s quarantine not available in proxy"
-			    " mode: delivered with headers", SID(s), s->peer);
+		/* Quarantine: the proxy queues nothing, so the backend holds
+		 * the message on a header field of ours (Postfix:
+		 * header_checks HOLD). Copies the client sent are removed. */
+		proxy_sess_quarantine_mark(s, &m, v.action == VERDICT_QUARANTINE);
 		proxy_sess_deliver(s, &m, sp);
 	}
 	proxy_msg_free(&m);
@@ -649,6 +748,190 @@ proxy_cmd_data(struct proxy_sess *s)
 	proxy_sess_reset_msg(s);
 	if (s->state == PS_DATA)
 		proxy_sess_enter(s, PS_READY);
+}
+
+/* ---- TLS and AUTH ---- */
+
+/* proxy_sess_tls_up - the handshake done: tell the engine, log. */
+static void
+proxy_sess_tls_up(struct proxy_sess *s)
+{
+	char version[32], cipher[128];
+
+	s->tls_on = 1;
+	proxy_tls_info(&s->cli, version, sizeof(version), cipher, sizeof(cipher));
+	txn_set_tls(s->t, version);
+	log_info("%s proxy: %s TLS established: %s %s", SID(s), s->peer,
+	    version, cipher);
+}
+
+static void
+proxy_cmd_starttls(struct proxy_sess *s)
+{
+	char err[256];
+	size_t dropped;
+
+	if (s->conn->tls == NULL) {
+		proxy_sess_reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (s->tls_on) {
+		proxy_sess_reply(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	/* RFC 3207 §4.2 and CVE-2011-0411: whatever came after STARTTLS
+	 * in plaintext must not be taken as commands inside TLS. */
+	if ((dropped = proxy_io_discard_input(&s->cli)) > 0) {
+		log_warn("%s proxy: %s STARTTLS PIPELINING: %zu plaintext bytes"
+		    " after STARTTLS discarded", SID(s), s->peer, dropped);
+		txn_symbol(s->t, "STARTTLS_INJECTION", NULL);
+	}
+	proxy_sess_reply(s, "220 2.0.0 Ready to start TLS");
+	if (proxy_io_flush(&s->cli) != 0 ||
+	    proxy_tls_accept(s->conn->tls, &s->cli,
+	    proxy_sess_ms(s->cfg->proxy_client_timeout), err, sizeof(err)) != 0) {
+		log_info("%s proxy: %s STARTTLS failed: %s", SID(s), s->peer,
+		    err);
+		proxy_sess_enter(s, PS_CLOSING);
+		return;
+	}
+	proxy_sess_tls_up(s);
+	/* RFC 3207 §4.2: discard all knowledge from the client. */
+	proxy_sess_reset_msg(s);
+	txn_set_helo(s->t, NULL);
+	s->helo_done = 0;
+	s->helo_plain = 0;
+	proxy_sess_enter(s, PS_GREET);
+}
+
+/* proxy_b64_decode - base64 text to bytes (NUL-terminated); -1 bad. */
+static int
+proxy_b64_decode(const char *in, char *out, size_t outlen, size_t *n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789+/";
+	unsigned acc = 0;
+	int bits = 0;
+
+	*n = 0;
+	for (; *in != '\0' && *in != '='; in++) {
+		const char *c = strchr(tab, *in);
+
+		if (c == NULL || *in == '\0')
+			return -1;
+		acc = acc << 6 | (unsigned)(c - tab);
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			if (*n + 1 >= outlen)
+				return -1;
+			out[(*n)++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[*n] = '\0';
+	return 0;
+}
+
+/* proxy_auth_user - the user name for the log and the engine from the
+ * first client response: PLAIN's authcid ("authzid\0authcid\0pass"),
+ * LOGIN's first answer. "" when it cannot be told. */
+static void
+proxy_auth_user(const char *mech, const char *resp, char *user, size_t ulen)
+{
+	char raw[600];
+	size_t n;
+	const char *u = NULL;
+
+	user[0] = '\0';
+	if (resp == NULL || proxy_b64_decode(resp, raw, sizeof(raw), &n) != 0)
+		return;
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		const char *nul = memchr(raw, '\0', n);
+
+		if (nul != NULL && (size_t)(nul - raw) + 1 < n)
+			u = nul + 1;
+	} else if (strcasecmp(mech, "LOGIN") == 0) {
+		u = raw;
+	}
+	if (u == NULL)
+		return;
+	str_copy(user, u, ulen);
+	for (char *q = user; *q; q++)
+		if ((unsigned char)*q <= 0x20 || *q == 0x7f)
+			*q = '?';
+}
+
+/*
+ * proxy_cmd_auth - relay a SASL exchange to the backend: each 334
+ * challenge to the client, each client response to the backend, until
+ * the backend's final reply, which the client gets. The proxy never
+ * decides on credentials; it only learns from a 235 that the session is
+ * authenticated.
+ */
+static void
+proxy_cmd_auth(struct proxy_sess *s, const char *arg)
+{
+	char mech[64], cmd[PROXY_CMD_LINE_MAX + 8], user[256] = "";
+	const char *ir;
+	size_t ml = strcspn(arg, " "), len;
+
+	if (!s->tls_on) {
+		proxy_sess_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->auth_done) {
+		proxy_sess_reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (!(s->be.caps & PB_CAP_AUTH) || ml >= sizeof(mech)) {
+		proxy_sess_reply(s, "502 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	memcpy(mech, arg, ml);
+	mech[ml] = '\0';
+	ir = arg[ml] == ' ' ? arg + ml + 1 : NULL;
+	str_fmt(cmd, sizeof(cmd), "AUTH %s", arg);
+	if (proxy_sess_cmd(s, cmd, "AUTH") != 0)
+		return;
+	for (int round = 0; s->r.code == 334; round++) {
+		enum proxy_line_status st;
+
+		if (round == PROXY_AUTH_ROUNDS) {
+			proxy_sess_backend_fail(s, "AUTH", "too many challenges");
+			return;
+		}
+		proxy_sess_relay(s);
+		st = proxy_io_read_line(&s->cli, s->line, sizeof(s->line),
+		    PROXY_TEXT_LINE_MAX - 2, &len,
+		    proxy_sess_ms(s->cfg->proxy_client_timeout));
+		if (st != PL_OK) {
+			/* Cancel the exchange; the session ends or the
+			 * client is told its line was bad. */
+			if (proxy_sess_cmd(s, "*", "AUTH cancel") != 0)
+				return;
+			if (st == PL_EOF || st == PL_TIMEOUT || st == PL_ERROR) {
+				proxy_sess_enter(s, PS_CLOSING);
+				return;
+			}
+			proxy_sess_reply(s, "501 5.5.2 Error: bad AUTH response line");
+			return;
+		}
+		if (ir == NULL && user[0] == '\0')
+			proxy_auth_user(mech, s->line, user, sizeof(user));
+		if (proxy_sess_cmd(s, s->line, "AUTH response") != 0)
+			return;
+	}
+	if (ir != NULL)
+		proxy_auth_user(mech, ir, user, sizeof(user));
+	if (s->r.code == 235) {
+		s->auth_done = 1;
+		txn_set_auth(s->t, user[0] ? user : "unknown");
+		log_info("%s proxy: %s AUTH %s user=%s: backend 235", SID(s),
+		    s->peer, mech, user[0] ? user : "unknown");
+	} else {
+		log_info("%s proxy: %s AUTH %s user=%s failed: backend %d",
+		    SID(s), s->peer, mech, user[0] ? user : "unknown", s->r.code);
+	}
+	proxy_sess_relay(s);
 }
 
 /* ---- the rest ---- */
@@ -732,6 +1015,8 @@ proxy_sess_dispatch(struct proxy_sess *s)
 	case PV_RCPT: proxy_cmd_rcpt(s, arg); break;
 	case PV_DATA: proxy_cmd_data(s); break;
 	case PV_RSET: proxy_cmd_rset(s); break;
+	case PV_STARTTLS: proxy_cmd_starttls(s); break;
+	case PV_AUTH: proxy_cmd_auth(s, arg); break;
 	case PV_NOOP: proxy_cmd_simple(s, "NOOP"); break;
 	case PV_QUIT:
 		proxy_sess_reply(s, "221 2.0.0 Bye");
@@ -751,17 +1036,80 @@ proxy_sess_dispatch(struct proxy_sess *s)
 	}
 }
 
+/* proxy_sess_untrusted_pp - a PROXY v2 signature as the first bytes
+ * from a client that is no trusted upstream: a protocol error (v1 is
+ * caught by the verb table). Waits for the first input. 1 when seen
+ * (answered). */
+static int
+proxy_sess_untrusted_pp(struct proxy_sess *s)
+{
+	static const unsigned char sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+		0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+	size_t n;
+	const unsigned char *p;
+
+	int r = proxy_io_wait_input(&s->cli,
+	    proxy_sess_ms(s->cfg->proxy_client_timeout));
+
+	if (r == 0) {
+		proxy_sess_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->cfg->hostname);
+		return 1;
+	}
+	if (r < 0 || (proxy_io_pending(&s->cli) == 0 &&
+	    proxy_io_read_more(&s->cli, 1000) <= 0))
+		return 0;	/* the reader sees the error */
+	p = proxy_io_peek(&s->cli, &n);
+	if (n < 4 || memcmp(p, sig, n < sizeof(sig) ? n : sizeof(sig)) != 0)
+		return 0;
+	txn_symbol(s->t, "NON_SMTP_COMMAND", "PROXY");
+	log_warn("%s proxy: %s PROXY HEADER from an untrusted client: closing",
+	    SID(s), s->peer);
+	proxy_sess_reply(s, "421 4.7.0 %s Error: not an SMTP command, closing",
+	    s->cfg->hostname);
+	return 1;
+}
+
+/*
+ * proxy_sess_pipelined - after a plain HELO no PIPELINING was offered:
+ * a client that sends the next command before this one's reply is
+ * ratware (postscreen's pipelining test). Returns 1 when it was caught
+ * (answered, closing).
+ */
+static int
+proxy_sess_pipelined(struct proxy_sess *s)
+{
+	if (!s->helo_plain || proxy_io_pending(&s->cli) == 0 ||
+	    s->state == PS_GREET)
+		return 0;
+	txn_symbol(s->t, "PIPELINING_UNOFFERED", NULL);
+	log_warn("%s proxy: %s COMMAND PIPELINING without PIPELINING offered:"
+	    " dropped", SID(s), s->peer);
+	proxy_sess_reply(s, "554 5.5.0 %s Error: SMTP protocol synchronization",
+	    s->cfg->hostname);
+	proxy_sess_enter(s, PS_CLOSING);
+	return 1;
+}
+
 /* proxy_sess_command - read and handle one command; 0 to go on. */
 static int
 proxy_sess_command(struct proxy_sess *s)
 {
 	size_t len;
-	enum proxy_line_status st = proxy_io_read_line(&s->cli, s->line,
+	enum proxy_line_status st;
+
+	if (s->ncmds++ == 0 && !s->conn->upstream && proxy_sess_untrusted_pp(s))
+		return -1;
+	st = proxy_io_read_line(&s->cli, s->line,
 	    sizeof(s->line), PROXY_CMD_LINE_MAX - 2, &len,
 	    proxy_sess_ms(s->cfg->proxy_client_timeout));
 
+	if (st == PL_BARE_LF && s->bare_lf_ok)
+		st = PL_OK;	/* a listed legacy client: LF taken as CRLF */
 	switch (st) {
 	case PL_OK:
+		if (proxy_sess_pipelined(s))
+			return -1;
 		proxy_sess_dispatch(s);
 		break;
 	case PL_TOO_LONG:
@@ -796,52 +1144,112 @@ proxy_sess_command(struct proxy_sess *s)
 	return s->state == PS_CLOSING ? -1 : 0;
 }
 
-/* proxy_sess_peer - client address and port from accept(). */
-static void
-proxy_sess_peer(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
+/*
+ * proxy_sess_upstream - read the PROXY header a trusted upstream sends
+ * before anything else; its client becomes ours. -1 (session to end)
+ * when it is missing or malformed.
+ */
+static int
+proxy_sess_upstream(struct proxy_sess *s, char *ip, size_t iplen, int *port)
 {
-	*port = 0;
-	str_copy(ip, "0.0.0.0", iplen);
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	struct proxy_pp_addr a;
+	char err[200];
+	size_t n, used;
+	int r;
 
-		*port = ntohs(s4->sin_port);
-		inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	for (int reads = 0; reads < 32; reads++) {
+		const unsigned char *p = proxy_io_peek(&s->cli, &n);
 
-		*port = ntohs(s6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
-			    (socklen_t)iplen);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
+		r = n > 0 ? proxy_pp_parse(p, n, &used, &a, err, sizeof(err)) : 0;
+		if (r == 1) {
+			proxy_io_consume(&s->cli, used);
+			if (!a.local) {
+				str_copy(ip, a.src, iplen);
+				*port = a.sport;
+				str_copy(s->dst_ip, a.dst, sizeof(s->dst_ip));
+				s->dst_port = a.dport;
+			}
+			log_info("%s proxy: %s PROXY header: client [%s]:%d", SID(s),
+			    s->peer, ip, *port);
+			return 0;
+		}
+		if (r < 0)
+			break;
+		if (proxy_io_read_more(&s->cli,
+		    proxy_sess_ms(s->cfg->proxy_client_timeout)) <= 0) {
+			str_copy(err, "connection closed or timed out before the"
+			    " PROXY header", sizeof(err));
+			break;
+		}
 	}
+	log_warn("%s proxy: %s trusted upstream without a valid PROXY header:"
+	    " %s", SID(s), s->peer, err);
+	proxy_sess_reply(s, "421 4.3.0 %s Error: PROXY protocol header expected",
+	    s->cfg->hostname);
+	return -1;
+}
+
+/* proxy_sess_start - everything before the engine's connect stage:
+ * the upstream's PROXY header, our own address, implicit TLS. -1 ends
+ * the session. */
+static int
+proxy_sess_start(struct proxy_sess *s, int fd, const struct sockaddr *peer)
+{
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
+	char ip[INET6_ADDRSTRLEN], err[256];
+	int port;
+
+	proxy_sockaddr_ip(peer, ip, sizeof(ip), &port);
+	str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", ip, port);
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
+		proxy_sockaddr_ip((struct sockaddr *)&me, s->dst_ip,
+		    sizeof(s->dst_ip), &s->dst_port);
+	log_info("%s proxy: connect from %s", SID(s), s->peer);
+	if (s->conn->upstream) {
+		if (proxy_sess_upstream(s, ip, sizeof(ip), &port) != 0)
+			return -1;
+		str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", ip, port);
+	}
+	txn_set_client(s->t, ip, port, NULL);
+	s->bare_lf_ok = s->cfg->proxy_bare_lf_exempt[0] != '\0' &&
+	    proxy_ip_in_list(ip, s->cfg->proxy_bare_lf_exempt) == 1;
+	if (s->conn->implicit_tls) {
+		if (proxy_tls_accept(s->conn->tls, &s->cli,
+		    proxy_sess_ms(s->cfg->proxy_client_timeout), err,
+		    sizeof(err)) != 0) {
+			log_info("%s proxy: %s TLS handshake failed: %s", SID(s),
+			    s->peer, err);
+			return -1;
+		}
+		proxy_sess_tls_up(s);
+	}
+	return 0;
 }
 
 void
-proxy_session_run(struct eng *e, int fd, const struct sockaddr *peer)
+proxy_session_run(struct eng *e, int fd, const struct sockaddr *peer,
+    const struct proxy_conn *conn)
 {
 	struct proxy_sess *s = xcalloc(1, sizeof(*s));
-	char ip[INET6_ADDRSTRLEN];
-	int port, one = 1;
+	int one = 1;
 
 	s->t = eng_txn_new(e);
 	s->cfg = eng_cfg(s->t);
+	s->conn = conn;
 	s->be.io.fd = -1;
 	proxy_reply_init(&s->r);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	proxy_io_init(&s->cli, fd, proxy_sess_ms(s->cfg->proxy_client_timeout));
-	proxy_sess_peer(peer, ip, sizeof(ip), &port);
-	str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", ip, port);
-	txn_set_client(s->t, ip, port, NULL);
-	log_info("%s proxy: connect from %s", SID(s), s->peer);
-	proxy_sess_connect(s);
-	while (s->state != PS_CLOSING && proxy_sess_command(s) == 0)
-		;
+	if (proxy_sess_start(s, fd, peer) == 0) {
+		proxy_sess_connect(s);
+		while (s->state != PS_CLOSING && proxy_sess_command(s) == 0)
+			;
+	}
 	(void)proxy_io_flush(&s->cli);
 	proxy_backend_close(&s->be);
-	log_info("%s proxy: disconnect from %s", SID(s), s->peer);
+	log_info("%s proxy: disconnect from %s%s%s", SID(s), s->peer,
+	    s->tls_on ? " tls=" : "", s->tls_on ? s->t->tls_version : "");
 	proxy_io_close(&s->cli);
 	proxy_reply_free(&s->r);
 	eng_txn_free(s->t);

@@ -40,8 +40,11 @@ static const struct proxy_verb proxy_verbs[] = {
 	{ "HELP", PV_HELP, SMTP_STATES, PVF_BEFORE_TLS, NULL },
 	{ "VRFY", PV_VRFY, SMTP_STATES, PVF_ARG_NEEDED, NULL },
 	{ "EXPN", PV_EXPN, SMTP_STATES, 0, NULL },
-	{ "STARTTLS", PV_STARTTLS, SMTP_STATES, PVF_BEFORE_TLS, NULL },
-	{ "AUTH", PV_AUTH, SMTP_STATES, 0, NULL },
+	{ "STARTTLS", PV_STARTTLS, ST(GREET) | ST(READY),
+	  PVF_ARG_NONE | PVF_BEFORE_TLS,
+	  "503 5.5.1 Error: MAIL transaction in progress" },
+	{ "AUTH", PV_AUTH, ST(READY), PVF_ARG_NEEDED | PVF_RELAY,
+	  "503 5.5.1 Error: send EHLO first, and not in a MAIL transaction" },
 	{ "BDAT", PV_BDAT, SMTP_STATES, 0, NULL },
 	/* Not SMTP: web and proxy probes sent to port 25. */
 	{ "GET", PV_NON_SMTP, ~0u, 0, NULL },
@@ -51,6 +54,9 @@ static const struct proxy_verb proxy_verbs[] = {
 	{ "CONNECT", PV_NON_SMTP, ~0u, 0, NULL },
 	{ "OPTIONS", PV_NON_SMTP, ~0u, 0, NULL },
 	{ "USER", PV_NON_SMTP, ~0u, 0, NULL },
+	/* A PROXY protocol v1 header from a client that is not a trusted
+	 * upstream (those are read before any command). */
+	{ "PROXY", PV_NON_SMTP, ~0u, 0, NULL },
 };
 
 static const struct proxy_verb proxy_verb_unknown = {

@@ -173,3 +173,9 @@ addr_parse(const char *in, struct addr *a)
 	}
 	return ADDR_OK;
 }
+
+int
+addr_is_routed(const struct addr *a)
+{
+	return a->had_route || strpbrk(a->local, "%!@") != NULL;
+}

@@ -37,4 +37,13 @@ const char	*addr_status_name(enum addr_status s);
  * hyphens, labels 1..63, at least one dot not required). */
 int		 addr_domain_ok(const char *d);
 
+
+/*
+ * addr_is_routed - the address asks for more routing than "local@domain"
+ * names: a source route was given, or the local part (quoted or not)
+ * holds '%', '!' or '@' (the "percent hack", bang paths, a quoted
+ * address). A relay control must treat such a recipient as not local.
+ */
+int		 addr_is_routed(const struct addr *a);
+
 #endif

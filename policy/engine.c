@@ -34,9 +34,14 @@
 #include "helo.h"
 #include "iprev.h"
 #include "log.h"
+#include "mime.h"
 #include "rules.h"
 #include "sender.h"
 #include "spf.h"
+#include "greylist.h"
+#include "harvest.h"
+#include "ratelimit.h"
+#include "relay.h"
 #include "store.h"
 #include "util.h"
 
@@ -204,6 +209,8 @@ void
 eng_txn_reset(struct txn *t)
 {
 	chk_dkim_txn_free(t);
+	mime_free(t->mime);
+	t->mime = NULL;
 	txn_clear_message(t);
 	t->t_start_us = eng_now_us();
 }
@@ -214,6 +221,8 @@ eng_txn_free(struct txn *t)
 	if (t == NULL)
 		return;
 	chk_dkim_txn_free(t);
+	mime_free(t->mime);
+	t->mime = NULL;
 	txn_clear_all(t);
 	pthread_mutex_lock(&t->eng->lock);
 	eng_snap_release(t->snap);
@@ -313,7 +322,10 @@ eng_score(struct txn *t)
 	t->score = 0;
 	for (size_t i = 0; i < t->nsym; i++) {
 		const struct rules_action *a = rules_action(r, t->sym[i].name);
-		t->sym[i].score = rules_score(r, t->sym[i].name);
+		/* A symbol without a score line keeps the score its check
+		 * gave it (DNSBL weights), else 0. */
+		if (rules_has_score(r, t->sym[i].name))
+			t->sym[i].score = rules_score(r, t->sym[i].name);
 		t->score += t->sym[i].score;
 		if (a != NULL && a->action == VERDICT_ADD_HEADER)
 			forced = 1;
@@ -444,7 +456,14 @@ eng_eom(struct txn *t, struct verdict *v)
 	enum verdict_action a;
 
 	chk_dkim_eom(t->eng->dkim, t);
+	/* Content rules and whitelist_from (needs DKIM) before DMARC, so a
+	 * whitelist decides first; meta rules last, over every symbol. */
+	if (t->mime != NULL)
+		mime_finish(t->mime);
+	rules_eval(t->snap->rules, t, RS_EOM, t->mime, t->eng->dns);
 	chk_dmarc_run(t->eng->dmarc, t);
+	chk_relay_eom(t);
+	rules_eval_meta(t->snap->rules, t);
 	int forced = eng_score(t);
 	struct verdict by_rule = { 0 }, by_score = { 0 };
 	a = eng_decide_symbols(t, 1, &by_rule);
@@ -466,6 +485,54 @@ eng_eom(struct txn *t, struct verdict *v)
 	return a;
 }
 
+/*
+ * eng_state - the state checks of a stage (blocks, rate limits, relay,
+ * harvesting, greylisting). A decision is logged and returned; at RCPT
+ * it concerns the newest recipient only (dropped from the txn).
+ */
+static enum verdict_action
+eng_state(struct txn *t, enum txn_event ev, struct verdict *v)
+{
+	struct store *s = t->eng->store;
+	enum verdict_action a;
+
+	switch (ev) {
+	case TXN_EV_CONNECT:
+	case TXN_EV_MAIL:
+		if ((a = chk_harvest_blocked(t, s, ev, v)) == VERDICT_CONTINUE)
+			a = chk_ratelimit_run(t, s, ev, v);
+		break;
+	case TXN_EV_RCPT:
+		if ((a = chk_harvest_blocked(t, s, ev, v)) == VERDICT_CONTINUE &&
+		    (a = chk_relay_rcpt(t, v)) == VERDICT_CONTINUE &&
+		    (a = chk_harvest_rcpt(t, s, v)) == VERDICT_CONTINUE &&
+		    (a = chk_ratelimit_run(t, s, ev, v)) == VERDICT_CONTINUE)
+			a = chk_greylist_rcpt(t, s, v);
+		break;
+	default:
+		return VERDICT_CONTINUE;
+	}
+	if (a != VERDICT_CONTINUE) {
+		eng_score(t);
+		t->verdict = *v;
+		eng_log(t, eng_stage_name(ev), v);
+	}
+	return a;
+}
+
+enum verdict_action
+eng_bad_rcpt(struct txn *t, const char *rcpt, struct verdict *v)
+{
+	enum verdict_action a = chk_harvest_bad_rcpt(t, t->eng->store, rcpt, v);
+
+	if (a != VERDICT_CONTINUE) {
+		eng_score(t);
+		t->verdict = *v;
+		eng_log(t, "rcpt", v);
+	}
+	return a;
+}
+
 enum verdict_action
 eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 {
@@ -478,6 +545,8 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 	case TXN_EV_CONNECT:
 		t->client_internal = rules_list_has_ip(t->snap->rules,
 		    "internal_networks", t->client_ip);
+		if ((a = eng_state(t, ev, v)) != VERDICT_CONTINUE)
+			return a;
 		if (t->client_internal) {
 			/* Trust comes from internal_networks only. */
 			v->action = VERDICT_ACCEPT;
@@ -487,12 +556,16 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 			return VERDICT_ACCEPT;
 		}
 		chk_iprev_run(t, e->dns);
+		rules_eval(t->snap->rules, t, RS_CONNECT, NULL, e->dns);
 		break;
 	case TXN_EV_HELO:
 		chk_helo_run(t, e->dns, c->hostname);
 		chk_spf_helo(e->spf, t);
+		rules_eval(t->snap->rules, t, RS_HELO, NULL, e->dns);
 		break;
 	case TXN_EV_MAIL:
+		if ((a = eng_state(t, ev, v)) != VERDICT_CONTINUE)
+			return a;
 		if (t->auth_user != NULL) {
 			v->action = VERDICT_ACCEPT;
 			str_copy(v->symbol, "AUTHENTICATED", sizeof(v->symbol));
@@ -502,8 +575,13 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 		}
 		chk_sender_run(t, e->dns);
 		chk_spf_mailfrom(e->spf, t);
+		rules_eval(t->snap->rules, t, RS_MAIL, NULL, e->dns);
 		break;
 	case TXN_EV_RCPT:
+		if ((a = eng_state(t, ev, v)) != VERDICT_CONTINUE)
+			return a;
+		rules_eval(t->snap->rules, t, RS_RCPT, NULL, e->dns);
+		break;
 	case TXN_EV_DATA:
 		break;
 	case TXN_EV_HEADER:
@@ -513,6 +591,8 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 		return VERDICT_CONTINUE;
 	case TXN_EV_EOH:
 		chk_dkim_eoh(e->dkim, t);
+		mime_free(t->mime);
+		t->mime = rules_mime_new(t, (size_t)c->max_body_bytes);
 		return VERDICT_CONTINUE;
 	case TXN_EV_BODY:
 		return VERDICT_CONTINUE;	/* see eng_body() */
@@ -538,5 +618,7 @@ eng_body(struct txn *t, const unsigned char *data, size_t len,
 	memset(v, 0, sizeof(*v));
 	t->body_bytes += len;
 	chk_dkim_body(t->eng->dkim, t, data, len);
+	if (t->mime != NULL)
+		mime_feed(t->mime, data, len);
 	return VERDICT_CONTINUE;
 }

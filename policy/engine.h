@@ -59,6 +59,16 @@ enum verdict_action eng_event(struct txn *t, enum txn_event ev,
 enum verdict_action eng_body(struct txn *t, const unsigned char *data,
 		    size_t len, struct verdict *v);
 
+/*
+ * eng_bad_rcpt - a front end learnt that rcpt does not exist: the
+ * MTA refused it (Sendmail {rcpt_mailer} = error) or the backend
+ * answered 5xx to RCPT (proxy mode). Counts it for harvest control
+ * (policy/harvest.c); past the threshold the client is blocked and the
+ * verdict (HARVEST_BLOCKED, 421) is returned, else CONTINUE.
+ */
+enum verdict_action eng_bad_rcpt(struct txn *t, const char *rcpt,
+		    struct verdict *v);
+
 /* eng_set_store - where finished transactions are recorded (history);
  * NULL for none. Set before serving; the caller closes it after
  * eng_free(). */

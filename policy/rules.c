@@ -3,7 +3,9 @@
  *
  * Loading happens at start-up, in `configtest` and on reload, in one
  * thread; the result is immutable and read by every thread without
- * locks. Lookups are binary searches over sorted arrays.
+ * locks. Lookups are binary searches over sorted arrays. Regex rules
+ * are compiled (and JIT-compiled) here; their evaluation is in
+ * rules_eval.c. The struct internals are in rules_int.h.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -16,46 +18,29 @@
 #include <strings.h>
 
 #include "buf.h"
-#include "rules.h"
+#include "dnsbl.h"
+#include "rules_int.h"
 #include "util.h"
 
 #define RULES_MAX_TOKENS	4096
 #define RULES_MAX_LINE		65536
 #define RULES_MAX_LIST_FILE	(16 << 20)
 
-struct rules_sym {
-	char			*name;
-	double			 score;
-	int			 has_score;
-	struct rules_action	 act;
-	/* file index and line of the definitions, for duplicate checks */
-	int			 score_file, score_line;
-	int			 act_file, act_line;
-};
-
-struct rules_list {
-	char	 *name;
-	char	**items;
-	size_t	  n;
-	int	  file, line;
-};
-
-struct rules {
-	struct rules_sym	*sym;
-	size_t			 nsym;
-	struct rules_list	*list;
-	size_t			 nlist;
-	struct {
-		int	 set;
-		double	 value;
-		char	*reply;
-		int	 file, line;
-	} thr[RT_COUNT];
-};
-
 static const char *const thr_names[RT_COUNT] = {
 	"add_header", "quarantine", "tempfail", "reject"
 };
+
+/* rules_rx_clear - free what one regex rule owns. */
+static void
+rules_rx_clear(struct rules_rx *x)
+{
+	free(x->name);
+	free(x->header);
+	free(x->pattern);
+	free(x->list);
+	pcre2_code_free(x->code);
+	memset(x, 0, sizeof(*x));
+}
 
 /* Parser state for one file. */
 struct rparse {
@@ -508,10 +493,562 @@ rp_list(struct rparse *p, char **tok, int n)
 	}
 }
 
+static const char *const target_names[RTG_COUNT] = {
+	"helo", "client_name", "client_ip", "from", "rcpt", "header:",
+	"header:*", "subject", "from_header", "body", "raw_body",
+	"attachment_name", "attachment_type",
+};
+
+const char *
+rules_target_name(enum rules_target t)
+{
+	return (size_t)t < RTG_COUNT ? target_names[t] : "?";
+}
+
+enum rules_stage
+rules_target_stage(enum rules_target t)
+{
+	switch (t) {
+	case RTG_CLIENT_IP:
+	case RTG_CLIENT_NAME:	return RS_CONNECT;
+	case RTG_HELO:		return RS_HELO;
+	case RTG_FROM:		return RS_MAIL;
+	case RTG_RCPT:		return RS_RCPT;
+	default:		return RS_EOM;
+	}
+}
+
+/* rp_target - parse a target word; -1 if unknown. */
+static int
+rp_target(const char *w, char **header)
+{
+	*header = NULL;
+	if (strcmp(w, "header:*") == 0)
+		return RTG_HEADER_ALL;
+	if (strncmp(w, "header:", 7) == 0) {
+		const char *h = w + 7;
+		if (*h == '\0' || strlen(h) > 128)
+			return -1;
+		for (const char *q = h; *q; q++)
+			if (*q <= ' ' || *q >= 0x7f || *q == ':')
+				return -1;
+		*header = xstrdup(h);
+		return RTG_HEADER;
+	}
+	for (int i = 0; i < RTG_COUNT; i++)
+		if (i != RTG_HEADER && i != RTG_HEADER_ALL &&
+		    strcmp(w, target_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * rp_pattern_end - s points after the opening '/': find the closing
+ * '/', the first unescaped one followed by flag letters and then the end
+ * of the line or white space and "score"/"action". NULL if none.
+ */
+static char *
+rp_pattern_end(char *s)
+{
+	for (char *q = s; *q; q++) {
+		if (*q == '\\' && q[1] != '\0') {
+			q++;
+			continue;
+		}
+		if (*q != '/')
+			continue;
+		char *f = q + 1;
+		while (isalpha((unsigned char)*f))
+			f++;
+		char *w = f;
+		while (isspace((unsigned char)*w))
+			w++;
+		if (*w == '\0' || *w == '#' ||
+		    (w > f && (strncmp(w, "score", 5) == 0 ||
+		    strncmp(w, "action", 6) == 0) && (isspace((unsigned char)w[5]) ||
+		    isspace((unsigned char)w[6]))))
+			return q;
+	}
+	return NULL;
+}
+
+/* rp_compile - compile pattern with flags; NULL (error reported). */
+static pcre2_code *
+rp_compile(struct rparse *p, const char *pat, size_t len, const char *flags)
+{
+	uint32_t opt = 0;
+	int errcode;
+	PCRE2_SIZE erroff;
+
+	for (const char *f = flags; *f; f++) {
+		switch (*f) {
+		case 'i': opt |= PCRE2_CASELESS; break;
+		case 'm': opt |= PCRE2_MULTILINE; break;
+		case 's': opt |= PCRE2_DOTALL; break;
+		case 'x': opt |= PCRE2_EXTENDED; break;
+		case 'u': opt |= PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF; break;
+		default:
+			rp_error(p, "unknown pattern flag '%c' (i, m, s, x, u)", *f);
+			return NULL;
+		}
+	}
+	pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, len, opt, &errcode,
+	    &erroff, NULL);
+	if (code == NULL) {
+		PCRE2_UCHAR msg[256];
+		pcre2_get_error_message(errcode, msg, sizeof(msg));
+		rp_error(p, "pattern /%.*s/ does not compile at offset %zu: %s",
+		    (int)(len > 200 ? 200 : len), pat, (size_t)erroff, (char *)msg);
+		return NULL;
+	}
+	/* JIT where the platform has it; the interpreter otherwise. */
+	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	return code;
+}
+
+/* rp_outcome - "score N", "action ACT [reply]" or both, from tok[0..n);
+ * sets the symbol's score/action. 0 or -1 (reported). */
+static int
+rp_outcome(struct rparse *p, const char *name, char **tok, int n)
+{
+	int i = 0, any = 0;
+
+	while (i < n) {
+		if (strcmp(tok[i], "score") == 0 && i + 1 < n) {
+			char *sv[3] = { "score", (char *)name, tok[i + 1] };
+			int before = p->nerr;
+			rp_score(p, sv, 3);
+			if (p->nerr != before)
+				return -1;
+			i += 2;
+		} else if (strcmp(tok[i], "action") == 0 && i + 1 < n) {
+			int k = i + 2 < n && strcmp(tok[i + 2], "score") != 0 ? 1 : 0;
+			char *av[4] = { "action", (char *)name, tok[i + 1],
+			    k ? tok[i + 2] : NULL };
+			int before = p->nerr;
+			rp_action(p, av, 3 + k);
+			if (p->nerr != before)
+				return -1;
+			i += 2 + k;
+		} else {
+			rp_error(p, "expected \"score NUMBER\" or \"action ACTION "
+			    "[\\\"reply\\\"]\" at \"%s\"", tok[i]);
+			return -1;
+		}
+		any = 1;
+	}
+	if (!any) {
+		rp_error(p, "%s needs a score or an action", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* rp_name_free - a rule or meta name must be new in this file. An
+ * earlier file's rule of that name is replaced (removed here). */
+static int
+rp_name_free(struct rparse *p, const char *name)
+{
+	struct rules *r = p->r;
+
+	for (size_t i = 0; i < r->nrx; i++) {
+		if (strcmp(r->rx[i].name, name) != 0)
+			continue;
+		if (r->rx[i].file == p->fileno) {
+			rp_error(p, "rule %s already defined at line %d", name,
+			    r->rx[i].line);
+			return -1;
+		}
+		rules_rx_clear(&r->rx[i]);
+		memmove(&r->rx[i], &r->rx[i + 1], (r->nrx - i - 1) * sizeof(*r->rx));
+		r->nrx--;
+		break;
+	}
+	for (size_t i = 0; i < r->nmeta; i++) {
+		if (strcmp(r->meta[i].name, name) != 0)
+			continue;
+		if (r->meta[i].file == p->fileno) {
+			rp_error(p, "meta %s already defined at line %d", name,
+			    r->meta[i].line);
+			return -1;
+		}
+		free(r->meta[i].name);
+		meta_free(r->meta[i].expr);
+		memmove(&r->meta[i], &r->meta[i + 1],
+		    (r->nmeta - i - 1) * sizeof(*r->meta));
+		r->nmeta--;
+		break;
+	}
+	return 0;
+}
+
+/*
+ * rp_rule - rule NAME TARGET /pattern/flags OUTCOME
+ *           rule NAME TARGET in:LIST OUTCOME
+ * line is the whole logical line (untokenized: a pattern may hold
+ * spaces, quotes and '#').
+ */
+static void
+rp_rule(struct rparse *p, char *line)
+{
+	char *s = line, *w[3];
+	struct rules_rx rx = { 0 };
+
+	w[0] = "rule";
+	for (int i = 1; i < 3; i++) {
+		while (isspace((unsigned char)*s))
+			s++;
+		w[i] = s;
+		while (*s && !isspace((unsigned char)*s))
+			s++;
+		if (*s)
+			*s++ = '\0';
+	}
+	if (*w[1] == '\0' || *w[2] == '\0') {
+		rp_error(p, "usage: rule NAME TARGET /pattern/flags|in:LIST "
+		    "score N|action ACTION [\"reply\"]");
+		return;
+	}
+	if (!rp_symbol_ok(w[1])) {
+		rp_error(p, "bad rule name \"%s\" (A-Z, 0-9, _)", w[1]);
+		return;
+	}
+	int tg = rp_target(w[2], &rx.header);
+	if (tg < 0) {
+		rp_error(p, "unknown target \"%s\" (helo, client_name, client_ip, "
+		    "from, rcpt, header:NAME, header:*, subject, from_header, body, "
+		    "raw_body, attachment_name, attachment_type)", w[2]);
+		return;
+	}
+	rx.target = (enum rules_target)tg;
+	while (isspace((unsigned char)*s))
+		s++;
+	char *rest;
+	if (*s == '/') {
+		char *end = rp_pattern_end(s + 1);
+		if (end == NULL) {
+			rp_error(p, "rule %s: pattern must be /.../flags followed by "
+			    "score or action", w[1]);
+			goto fail;
+		}
+		char *f = end + 1, *fe = f;
+		while (isalpha((unsigned char)*fe))
+			fe++;
+		char flags[16];
+		if ((size_t)(fe - f) >= sizeof(flags)) {
+			rp_error(p, "rule %s: too many pattern flags", w[1]);
+			goto fail;
+		}
+		memcpy(flags, f, (size_t)(fe - f));
+		flags[fe - f] = '\0';
+		rx.pattern = xasprintf("/%.*s/%s", (int)(end - s - 1), s + 1, flags);
+		rx.code = rp_compile(p, s + 1, (size_t)(end - s - 1), flags);
+		if (rx.code == NULL)
+			goto fail;
+		rest = fe;
+	} else if (strncmp(s, "in:", 3) == 0) {
+		char *e = s + 3;
+		while (*e && !isspace((unsigned char)*e))
+			e++;
+		rx.list = xstrndup(s + 3, (size_t)(e - s - 3));
+		rx.pattern = xasprintf("in:%s", rx.list);
+		if (rx.list[0] == '\0') {
+			rp_error(p, "rule %s: in: needs a list name", w[1]);
+			goto fail;
+		}
+		rest = e;
+	} else {
+		rp_error(p, "rule %s: expected /pattern/flags or in:LIST", w[1]);
+		goto fail;
+	}
+	char *tok[16];
+	int n = rp_tokenize(p, rest, tok, (int)ARRAY_LEN(tok));
+	if (n < 0 || rp_name_free(p, w[1]) != 0 || rp_outcome(p, w[1], tok, n) != 0)
+		goto fail;
+	rx.name = xstrdup(w[1]);
+	rx.file = p->fileno;
+	rx.line = p->line;
+	p->r->rx = xrealloc(p->r->rx, (p->r->nrx + 1) * sizeof(*p->r->rx));
+	p->r->rx[p->r->nrx++] = rx;
+	return;
+fail:
+	rules_rx_clear(&rx);
+}
+
+/* rp_dnsbl - dnsbl|dnswl|rhsbl NAME ZONE [weights] CODE=WEIGHT... (a
+ * later file replaces a zone of the same name). */
+static void
+rp_dnsbl(struct rparse *p, char **tok, int n)
+{
+	char err[256];
+
+	if (dnsbl_parse(&p->r->dnsbl, tok, n, p->fileno, err, sizeof(err)) != 0)
+		rp_error(p, "%s", err);
+}
+
+/* rp_meta - meta NAME EXPRESSION OUTCOME */
+static void
+rp_meta(struct rparse *p, char **tok, int n)
+{
+	int k;
+	char err[256];
+	struct buf e;
+
+	if (n < 4) {
+		rp_error(p, "usage: meta NAME EXPRESSION score N|action ACTION");
+		return;
+	}
+	if (!rp_symbol_ok(tok[1])) {
+		rp_error(p, "bad meta name \"%s\" (A-Z, 0-9, _)", tok[1]);
+		return;
+	}
+	for (k = 2; k < n; k++)
+		if (strcmp(tok[k], "score") == 0 || strcmp(tok[k], "action") == 0)
+			break;
+	buf_init(&e, RULES_MAX_LINE);
+	for (int i = 2; i < k; i++)
+		buf_printf(&e, "%s ", tok[i]);
+	struct meta_expr *x = meta_compile(e.data ? e.data : "", err, sizeof(err));
+	buf_free(&e);
+	if (x == NULL) {
+		rp_error(p, "meta %s: %s", tok[1], err);
+		return;
+	}
+	for (size_t i = 0; i < meta_nsyms(x); i++)
+		if (strcmp(meta_sym(x, i), tok[1]) == 0) {
+			rp_error(p, "meta %s refers to itself", tok[1]);
+			meta_free(x);
+			return;
+		}
+	if (rp_name_free(p, tok[1]) != 0 || rp_outcome(p, tok[1], tok + k,
+	    n - k) != 0) {
+		meta_free(x);
+		return;
+	}
+	p->r->meta = xrealloc(p->r->meta, (p->r->nmeta + 1) * sizeof(*p->r->meta));
+	struct rules_meta *m = &p->r->meta[p->r->nmeta++];
+	m->name = xstrdup(tok[1]);
+	m->expr = x;
+	m->file = p->fileno;
+	m->line = p->line;
+}
+
+/* ---- State directives: ratelimit, harvest, greylist (see rules.h). ---- */
+
+static const char *const rl_key_names[RL_KEY_COUNT] = {
+	"ip", "net", "sender", "sender_domain", "auth_user", "rcpt_per_msg",
+	"msg_per_conn", "conn_per_ip",
+};
+
+/* Settings of "harvest NAME VALUE" and "greylist NAME VALUE": kind 'd'
+ * duration, 'n' count, 'b' on/off. */
+static const struct {
+	const char	*section, *name;
+	char		 kind;
+} rp_params[] = {
+	{ "harvest", "threshold", 'n' }, { "harvest", "window", 'd' },
+	{ "harvest", "block", 'd' }, { "harvest", "tarpit_ms", 'n' },
+	{ "harvest", "tarpit_max_ms", 'n' },
+	{ "greylist", "enable", 'b' }, { "greylist", "delay", 'd' },
+	{ "greylist", "retry_window", 'd' }, { "greylist", "expiry", 'd' },
+	{ "greylist", "awl_passes", 'n' }, { "greylist", "awl_expiry", 'd' },
+	{ "greylist", "skip_spf_pass", 'b' },
+};
+
+const char *
+rules_rl_key_name(enum rules_rl_key k)
+{
+	return (unsigned)k < RL_KEY_COUNT ? rl_key_names[k] : "?";
+}
+
+/* rp_duration - "90", "90s", "15m", "2h", "7d" in seconds; -1 if bad. */
+static long
+rp_duration(const char *s)
+{
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || v < 0 || v > 100L * 365 * 86400)
+		return -1;
+	switch (*end) {
+	case '\0': case 's':	break;
+	case 'm':		v *= 60; break;
+	case 'h':		v *= 3600; break;
+	case 'd':		v *= 86400; break;
+	default:		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	return v;
+}
+
+static void
+rp_ratelimit(struct rparse *p, char **tok, int n)
+{
+	struct rules *r = p->r;
+	struct rules_ratelimit *rl = NULL;
+	int key = -1;
+	long limit, window = 0;
+	char *slash, *end;
+
+	if (n < 4 || n > 5) {
+		rp_error(p, "usage: ratelimit NAME KEY LIMIT[/WINDOW] [\"451 4.7.1 text\"]");
+		return;
+	}
+	for (int i = 0; i < RL_KEY_COUNT; i++)
+		if (strcmp(tok[2], rl_key_names[i]) == 0)
+			key = i;
+	if (key < 0) {
+		rp_error(p, "ratelimit %s: unknown key \"%s\" (ip, net, sender, "
+		    "sender_domain, auth_user, rcpt_per_msg, msg_per_conn, "
+		    "conn_per_ip)", tok[1], tok[2]);
+		return;
+	}
+	if ((slash = strchr(tok[3], '/')) != NULL)
+		*slash++ = '\0';
+	errno = 0;
+	limit = strtol(tok[3], &end, 10);
+	if (errno != 0 || *end != '\0' || end == tok[3] || limit < 1 ||
+	    limit > 1000000000) {
+		rp_error(p, "ratelimit %s: bad limit \"%s\"", tok[1], tok[3]);
+		return;
+	}
+	if (slash != NULL && ((window = rp_duration(slash)) <= 0)) {
+		rp_error(p, "ratelimit %s: bad window \"%s\"", tok[1], slash);
+		return;
+	}
+	if (slash == NULL && key != RL_RCPT_PER_MSG && key != RL_MSG_PER_CONN) {
+		rp_error(p, "ratelimit %s: %s needs a window (LIMIT/WINDOW)", tok[1],
+		    tok[2]);
+		return;
+	}
+	if (n == 5) {
+		char rc[4], xc[16];
+		const char *text;
+		if (rules_parse_reply(tok[4], rc, xc, &text) != 0) {
+			rp_error(p, "ratelimit %s: bad reply \"%s\"", tok[1], tok[4]);
+			return;
+		}
+	}
+	for (size_t i = 0; i < r->nrl; i++)
+		if (strcmp(r->rl[i].name, tok[1]) == 0)
+			rl = &r->rl[i];
+	if (rl != NULL && rl->file == p->fileno) {
+		rp_error(p, "ratelimit %s already defined at line %d", tok[1],
+		    rl->line);
+		return;
+	}
+	if (rl == NULL) {
+		r->rl = xrealloc(r->rl, (r->nrl + 1) * sizeof(*r->rl));
+		rl = &r->rl[r->nrl++];
+		memset(rl, 0, sizeof(*rl));
+		rl->name = xstrdup(tok[1]);
+	}
+	free(rl->reply);
+	rl->reply = n == 5 ? xstrdup(tok[4]) : NULL;
+	rl->key = (enum rules_rl_key)key;
+	rl->limit = limit;
+	rl->window = window;
+	rl->file = p->fileno;
+	rl->line = p->line;
+}
+
+static void
+rp_param(struct rparse *p, char **tok, int n)
+{
+	struct rules *r = p->r;
+	int k = -1;
+	long v;
+
+	for (size_t i = 0; i < ARRAY_LEN(rp_params); i++)
+		if (strcmp(rp_params[i].section, tok[0]) == 0 && n > 1 &&
+		    strcmp(rp_params[i].name, tok[1]) == 0)
+			k = (int)i;
+	if (n != 3 || k < 0) {
+		rp_error(p, "usage: %s SETTING VALUE (see mxwarden.rules(5))", tok[0]);
+		return;
+	}
+	if (rp_params[k].kind == 'b') {
+		v = strcmp(tok[2], "on") == 0 || strcmp(tok[2], "yes") == 0;
+		if (!v && strcmp(tok[2], "off") != 0 && strcmp(tok[2], "no") != 0) {
+			rp_error(p, "%s %s: \"on\" or \"off\"", tok[0], tok[1]);
+			return;
+		}
+	} else if ((v = rp_duration(tok[2])) < 0 ||
+	    (rp_params[k].kind == 'n' && !isdigit((unsigned char)
+	    tok[2][strlen(tok[2]) - 1]))) {
+		rp_error(p, "%s %s: bad value \"%s\"", tok[0], tok[1], tok[2]);
+		return;
+	}
+	for (size_t i = 0; i < r->nparam; i++)
+		if (r->param[i].idx == k) {
+			if (r->param[i].file == p->fileno) {
+				rp_error(p, "%s %s already set at line %d", tok[0],
+				    tok[1], r->param[i].line);
+				return;
+			}
+			r->param[i].value = v;
+			r->param[i].file = p->fileno;
+			r->param[i].line = p->line;
+			return;
+		}
+	r->param = xrealloc(r->param, (r->nparam + 1) * sizeof(*r->param));
+	r->param[r->nparam++] = (struct rules_param){ .idx = k, .value = v,
+	    .file = p->fileno, .line = p->line };
+}
+
+size_t
+rules_ratelimit_count(const struct rules *r)
+{
+	return r->nrl;
+}
+
+const struct rules_ratelimit *
+rules_ratelimit_get(const struct rules *r, size_t i)
+{
+	return i < r->nrl ? &r->rl[i] : NULL;
+}
+
+long
+rules_param(const struct rules *r, const char *section, const char *name,
+    long dflt)
+{
+	for (size_t i = 0; i < r->nparam; i++) {
+		int k = r->param[i].idx;
+		if (strcmp(rp_params[k].section, section) == 0 &&
+		    strcmp(rp_params[k].name, name) == 0)
+			return r->param[i].value;
+	}
+	return dflt;
+}
+
+static void
+rules_state_free(struct rules *r)
+{
+	for (size_t i = 0; i < r->nrl; i++) {
+		free(r->rl[i].name);
+		free(r->rl[i].reply);
+	}
+	free(r->rl);
+	free(r->param);
+}
+
 static void
 rp_line(struct rparse *p, char *line)
 {
 	char *tok[RULES_MAX_TOKENS];
+	const char *w = line;
+
+	while (isspace((unsigned char)*w))
+		w++;
+	if (strncmp(w, "rule", 4) == 0 && isspace((unsigned char)w[4])) {
+		rp_rule(p, (char *)w + 4);
+		return;
+	}
 	int n = rp_tokenize(p, line, tok, (int)ARRAY_LEN(tok));
 
 	if (n <= 0)
@@ -524,9 +1061,18 @@ rp_line(struct rparse *p, char *line)
 		rp_threshold(p, tok, n);
 	else if (strcmp(tok[0], "list") == 0)
 		rp_list(p, tok, n);
+	else if (strcmp(tok[0], "ratelimit") == 0)
+		rp_ratelimit(p, tok, n);
+	else if (strcmp(tok[0], "harvest") == 0 || strcmp(tok[0], "greylist") == 0)
+		rp_param(p, tok, n);
+	else if (strcmp(tok[0], "meta") == 0)
+		rp_meta(p, tok, n);
+	else if (strcmp(tok[0], "dnsbl") == 0 || strcmp(tok[0], "dnswl") == 0 ||
+	    strcmp(tok[0], "rhsbl") == 0)
+		rp_dnsbl(p, tok, n);
 	else
-		rp_error(p, "unknown directive \"%s\" (score, action, threshold, list)",
-		    tok[0]);
+		rp_error(p, "unknown directive \"%s\" (score, action, threshold, "
+		    "list, rule, meta, dnsbl, dnswl, rhsbl)", tok[0]);
 }
 
 static void
@@ -614,6 +1160,14 @@ rules_load(const char *main_file, const char *local_file, char *errs,
 	}
 	if (r->nsym > 1)
 		qsort(r->sym, r->nsym, sizeof(*r->sym), rules_sym_cmp);
+	/* One match context with the limits, shared read-only by every
+	 * match of every thread. */
+	r->mctx = pcre2_match_context_create(NULL);
+	pcre2_set_match_limit(r->mctx, RULES_MATCH_LIMIT);
+	pcre2_set_depth_limit(r->mctx, RULES_DEPTH_LIMIT);
+	pcre2_set_heap_limit(r->mctx, RULES_HEAP_LIMIT_KB);
+	for (int i = 0; i < 2; i++)
+		r->file_names[i] = files[i] ? xstrdup(files[i]) : NULL;
 	if (errs && errlen)
 		str_copy(errs, eb.data ? eb.data : "", errlen);
 	buf_free(&eb);
@@ -643,6 +1197,19 @@ rules_free(struct rules *r)
 	free(r->list);
 	for (int i = 0; i < RT_COUNT; i++)
 		free(r->thr[i].reply);
+	rules_state_free(r);
+	for (size_t i = 0; i < r->nrx; i++)
+		rules_rx_clear(&r->rx[i]);
+	free(r->rx);
+	for (size_t i = 0; i < r->nmeta; i++) {
+		free(r->meta[i].name);
+		meta_free(r->meta[i].expr);
+	}
+	free(r->meta);
+	dnsbl_set_free(r->dnsbl);
+	pcre2_match_context_free(r->mctx);
+	free(r->file_names[0]);
+	free(r->file_names[1]);
 	free(r);
 }
 
@@ -662,6 +1229,14 @@ rules_score(const struct rules *r, const char *symbol)
 	const struct rules_sym *s = rules_sym_find(r, symbol);
 
 	return s && s->has_score ? s->score : 0.0;
+}
+
+int
+rules_has_score(const struct rules *r, const char *symbol)
+{
+	const struct rules_sym *s = rules_sym_find(r, symbol);
+
+	return s != NULL && s->has_score;
 }
 
 const struct rules_action *
@@ -689,6 +1264,14 @@ rules_list_find(const struct rules *r, const char *name)
 		if (strcmp(r->list[i].name, name) == 0)
 			return &r->list[i];
 	return NULL;
+}
+
+size_t
+rules_list_count(const struct rules *r, const char *list)
+{
+	const struct rules_list *l = rules_list_find(r, list);
+
+	return l != NULL ? l->n : 0;
 }
 
 int

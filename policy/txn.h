@@ -126,6 +126,7 @@ struct txn_dmarc {
 
 struct eng;
 struct eng_snap;
+struct mime;
 
 struct txn {
 	struct eng	*eng;
@@ -142,6 +143,8 @@ struct txn {
 	char		*auth_user;
 	char		*tls_version;
 	char		*our_hostname;	/* MTA's $j when it gives one */
+	unsigned	 nmsg;		/* MAIL commands so far (rate limits) */
+	unsigned	 bad_rcpt;	/* recipients refused as unknown (harvest) */
 
 	/* Message. */
 	char		*mail_from;	/* envelope sender, no <>; "" = null sender */
@@ -152,6 +155,8 @@ struct txn {
 	size_t		 nhdr;
 	char		*from_domain;	/* RFC5322.From domain, lower-case */
 	size_t		 body_bytes;
+	struct mime	*mime;		/* body decoder for content rules;
+					 * owned by the engine */
 
 	/* Results. */
 	enum chk_res	 iprev;

@@ -119,6 +119,18 @@ stub_trace_symbols(struct txn *t)
 
 /* ---- engine.h ---- */
 
+/* eng_bad_rcpt - the stub records a recipient the MTA refused as the
+ * symbol RCPT_REJECTED_BY_MTA (the real engine counts it for harvest
+ * control). */
+enum verdict_action
+eng_bad_rcpt(struct txn *t, const char *rcpt, struct verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	txn_symbol(t, "RCPT_REJECTED_BY_MTA", rcpt);
+	stub_trace_symbols(t);
+	return VERDICT_CONTINUE;
+}
+
 struct txn *
 eng_txn_new(struct eng *e)
 {

@@ -152,6 +152,40 @@ test_timeout_and_flush(void **state)
 	pair_close(&p);
 }
 
+/* STARTTLS: what a client pipelined after the command is dropped, and
+ * the raw access the PROXY header reader uses. */
+static void
+test_discard_peek_consume(void **state)
+{
+	struct pair p;
+	char line[64];
+	const unsigned char *raw;
+	size_t len, n;
+
+	(void)state;
+	pair_open(&p);
+	peer_send(&p, "STARTTLS\r\nEHLO injected\r\n", 26);
+	assert_int_equal(rd(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "STARTTLS");
+	assert_int_equal(proxy_io_discard_input(&p.io), 16);
+	assert_int_equal(proxy_io_pending(&p.io), 0);
+	assert_int_equal(proxy_io_discard_input(&p.io), 0);
+
+	peer_send(&p, "PROXY x\r\nNEXT\r\n", 15);
+	raw = proxy_io_peek(&p.io, &n);
+	assert_int_equal(n, 0);
+	assert_true(proxy_io_read_more(&p.io, 500) > 0);
+	raw = proxy_io_peek(&p.io, &n);
+	assert_int_equal(n, 15);
+	assert_memory_equal(raw, "PROXY x\r\n", 9);
+	proxy_io_consume(&p.io, 9);
+	assert_int_equal(rd(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "NEXT");
+	/* Nothing more: read_more times out. */
+	assert_int_equal(proxy_io_read_more(&p.io, 50), -1);
+	pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -160,6 +194,7 @@ main(void)
 		cmocka_unit_test(test_too_long_resyncs),
 		cmocka_unit_test(test_split_and_eof),
 		cmocka_unit_test(test_timeout_and_flush),
+		cmocka_unit_test(test_discard_peek_consume),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,6 +69,33 @@ test_states(void **state)
 	assert_true(data->flags & PVF_ARG_NONE);
 }
 
+/* STARTTLS only outside a transaction, AUTH only after EHLO and outside
+ * one, a PROXY header line from a client is not SMTP. */
+static void
+test_tls_auth_states(void **state)
+{
+	const char *arg;
+	const struct proxy_verb *tls = proxy_verb_lookup("STARTTLS", &arg);
+	const struct proxy_verb *auth = proxy_verb_lookup("AUTH PLAIN x", &arg);
+	const struct proxy_verb *pp = proxy_verb_lookup("PROXY TCP4 1.2.3.4 5.6.7.8 1 2",
+	    &arg);
+
+	(void)state;
+	assert_int_equal(tls->id, PV_STARTTLS);
+	assert_true(proxy_verb_allowed(tls, PS_GREET));
+	assert_true(proxy_verb_allowed(tls, PS_READY));
+	assert_false(proxy_verb_allowed(tls, PS_MAIL));
+	assert_false(proxy_verb_allowed(tls, PS_RCPT));
+	assert_true(tls->flags & PVF_ARG_NONE);
+	assert_true(tls->flags & PVF_BEFORE_TLS);
+	assert_int_equal(auth->id, PV_AUTH);
+	assert_false(proxy_verb_allowed(auth, PS_GREET));
+	assert_true(proxy_verb_allowed(auth, PS_READY));
+	assert_false(proxy_verb_allowed(auth, PS_MAIL));
+	assert_false(auth->flags & PVF_BEFORE_TLS);
+	assert_int_equal(pp->id, PV_NON_SMTP);
+}
+
 static void
 test_paths(void **state)
 {
@@ -153,6 +180,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_tls_auth_states),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_path_too_long),
 		cmocka_unit_test(test_mail_params),

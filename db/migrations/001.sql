@@ -1,6 +1,7 @@
--- mxwarden state store, schema version 1.
--- Applied by db/store.c at start-up (migrations are numbered; a database
--- whose version is newer than the binary knows is refused).
+-- mxwarden state store, migration 1: the history table.
+-- Migrations are applied in order by db/store.c at start-up (PRAGMA
+-- user_version); a database whose version is newer than the binary knows
+-- is refused.
 
 CREATE TABLE IF NOT EXISTS meta (
 	key	TEXT PRIMARY KEY,

@@ -1,0 +1,300 @@
+# bench/sections.sh - the three measurements of the benchmark harness
+# (throughput, engine cost, concurrency) and the report's header and
+# footer; sourced by bench/run after bench/lib.sh. Each section prints
+# its table with `out` and calls `bench_fail` when a check fails.
+
+bench_header() {
+	local rev
+	rev=$(git -C "$MXW_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	git -C "$MXW_TOP" diff --quiet HEAD 2>/dev/null || rev="$rev+changes"
+	BENCH_T0=$SECONDS
+	out "mxwarden benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  tree $rev" \
+		"host: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+		"      run dir on $(df -P "$RUN" | awk 'NR == 2 { print $1 }')" \
+		"      (BENCH_TMPFS=$BENCH_TMPFS; 1 puts the Postfix queue on tmpfs)" \
+		"binary: $MXW_BIN/mxwarden (copied at start; sha256 $(
+			sha256sum "$BENCH_MXW" | cut -c1-12))" \
+		"figures: median [min .. max] over n rounds; ratios are per round," \
+		"         from rounds run back to back (none, inet, unix, inet, unix, none...)" ""
+}
+
+bench_footer() {
+	out "" "time: setup $((BENCH_T0 - BENCH_START)) s, measurements $((SECONDS - BENCH_T0)) s; result: $(
+		[ "$BENCH_FAILED" = 0 ] && echo ok || echo FAILED)"
+}
+
+# ---- 1. throughput ----
+
+# bench_tp_round NAME MSGS - one timed round against Postfix NAME;
+# prints msg/s, or fails.
+bench_tp_round() {
+	local name=$1 n=$2 port queue secs
+	port=PORT_$name queue=QUEUE_$name
+	bench_drain "${!queue}" 60 || {
+		echo "queue of $name does not drain" >&2; return 1; }
+	secs=$(bench_source "${!port}" "$n" "$BENCH_SESSIONS" "$RUN/source-$name.log") ||
+		return 1
+	awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.2f\n", n / s }'
+}
+
+bench_throughput() {
+	local r name rate i
+	local -A rates=()
+	local names=(none inet unix)
+	out "1. Milter throughput: Postfix <- smtp-source -s $BENCH_SESSIONS," \
+		"   $BENCH_MSGS messages per round (one per connection, the rsa" \
+		"   signed message of the corpus), $BENCH_ROUNDS rounds per setup"
+	for name in "${names[@]}"; do	# warm-up: caches, Postfix processes
+		bench_tp_round "$name" 20 >/dev/null ||
+			bench_fail "warm-up round against Postfix '$name' failed: $(
+				tail -3 "$RUN/source-$name.log")"
+	done
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		# Each round starts with the next setup: no setup always
+		# runs first or last (cache warmth, load drift).
+		for i in 0 1 2; do
+			name=${names[(r + i) % 3]}
+			if rate=$(bench_tp_round "$name" "$BENCH_MSGS"); then
+				rates[$name.$r]=$rate
+			else
+				bench_fail "round $r against Postfix '$name' failed: $(
+					tail -3 "$RUN/source-$name.log")"
+			fi
+		done
+	done
+	for name in "${names[@]}"; do
+		bench_row "msg/s, Postfix milter=$name" msg/s $(
+			for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+				echo "${rates[$name.$r]:-}"
+			done | grep .)
+	done
+	bench_tp_ratio
+}
+
+# bench_tp_ratio - the per-round ratios and the milter's added latency
+# (uses the caller's array `rates`).
+bench_tp_ratio() {
+	local pair a b r v
+	local -a list
+	for pair in inet/none unix/none inet/unix; do
+		a=${pair%/*} b=${pair#*/} list=()
+		for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+			[ -n "${rates[$a.$r]:-}" ] && [ -n "${rates[$b.$r]:-}" ] || continue
+			list+=("$(awk -v x="${rates[$a.$r]}" -v y="${rates[$b.$r]}" \
+				'BEGIN { printf "%.3f\n", x / y }')")
+		done
+		bench_row "ratio $pair" x "${list[@]}"
+		[ "$pair" = inet/unix ] && BENCH_INET_UNIX=$(printf '%s\n' "${list[@]}" |
+			bench_stats | cut -d' ' -f1)
+	done
+	for a in inet unix; do
+		list=()
+		for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+			[ -n "${rates[$a.$r]:-}" ] && [ -n "${rates[none.$r]:-}" ] || continue
+			list+=("$(awk -v x="${rates[$a.$r]}" -v y="${rates[none.$r]}" \
+				-v s="$BENCH_SESSIONS" \
+				'BEGIN { printf "%.3f\n", 1000 * s / x - 1000 * s / y }')")
+		done
+		bench_row "added ms per message, $a" ms "${list[@]}"
+	done
+	v=${BENCH_INET_UNIX:-}
+	if [ -n "$v" ] && [ "$v" != - ] && awk -v v="$v" 'BEGIN { exit !(v < 0.5) }'; then
+		out "   WARNING: inet is much slower than unix (median ratio $v): replies" \
+			"   stall on loopback TCP (Nagle + delayed ACK); filter/milter.c"
+	fi
+	out "   Postfix log problems (milter-reject, milter warnings, deferred):" \
+		"   none=$(bench_pf_errors "$LOG_none") inet=$(bench_pf_errors "$LOG_inet") unix=$(
+			bench_pf_errors "$LOG_unix")" \
+		"$(if [ "$BENCH_TMPFS" = 1 ]; then
+			echo "   note: queue on tmpfs: no fsync cost in these figures"
+		else
+			echo "   note: every figure includes Postfix's queue file fsync (about"
+			echo "   0.5-1 ms per message on disk; BENCH_TMPFS=1 removes it)"
+		fi)" "   compare within one run only." ""
+	for v in none inet unix; do
+		[ "$(bench_pf_errors "$RUN/$v/postfix.log")" = 0 ] ||
+			bench_fail "Postfix '$v' logged milter problems or rejects"
+	done
+}
+
+# ---- 2. engine cost ----
+
+# bench_check FILE [VALGRIND...] - one `mxwarden check` of a corpus file
+bench_check() {
+	local f=$1 from
+	shift
+	from=$(cat "${f%.eml}.from")
+	"$@" "$BENCH_MXW" check -c "$RUN/mi/mxwarden.conf" \
+		-o "db_path=$RUN/check.db" -o log_level=err -o dns_timeout=10s \
+		--ip 127.0.0.1 --helo "$BENCH_HELO" --from "$from" \
+		--rcpt "$BENCH_RCPT" --json "$f"
+}
+
+bench_engine() {
+	local f name p t0 t1 act
+	local -a all one syms
+	out "2. Engine cost: mxwarden check (one process per message: start-up," \
+		"   config, rules, resolver, checks with the test DNS), $BENCH_CHECK_PASSES passes"
+	for f in "$RUN"/corpus/*.eml; do
+		name=$(basename "$f" .eml) one=()
+		act=$(bench_check "$f" 2>"$RUN/check-$name.err" | bench_check_summary)
+		[ -n "$act" ] || bench_fail "check of $name printed no action: $(
+			head -3 "$RUN/check-$name.err")"
+		case $act in
+		*TEMPERROR*) bench_fail "check of $name: DNS errors ($act)" ;;
+		esac
+		syms+=("$(printf '    %-16s %s' "$name" "$act")")
+		act=${act%% *}
+		for ((p = 1; p <= BENCH_CHECK_PASSES; p++)); do
+			t0=$(bench_now_ns)
+			bench_check "$f" >/dev/null 2>&1
+			t1=$(bench_now_ns)
+			one+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", (b - a) / 1e6 }')")
+		done
+		all+=("${one[@]}")
+		bench_row "$name ($act)" ms "${one[@]}"
+	done
+	bench_row "all messages" ms "${all[@]}"
+	out "   action and symbols of each message:" "${syms[@]}" ""
+	bench_callgrind
+}
+
+# bench_check_summary - "ACTION SYMBOL,SYMBOL..." from check's JSON
+bench_check_summary() {
+	/usr/bin/python3 -c '
+import json, sys
+try:
+    j = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
+print(j.get("action", "?"), ",".join(s["name"] for s in j.get("symbols", [])))
+'
+}
+
+# bench_cg_total FILE - the instruction count of a callgrind output
+bench_cg_total() {
+	awk '/^(summary|totals):/ { print $2; exit }' "$1" 2>/dev/null
+}
+
+bench_callgrind() {
+	local f=$RUN/corpus/rsa.eml i n1 n2 e1 e2
+	if [ "$BENCH_CALLGRIND" != 1 ]; then
+		out "   callgrind: skipped (BENCH_CALLGRIND=$BENCH_CALLGRIND)" ""
+		return
+	fi
+	command -v valgrind >/dev/null 2>&1 || {
+		out "   callgrind: skipped (valgrind not installed)" ""; return; }
+	for i in 1 2; do
+		bench_check "$f" valgrind --tool=callgrind \
+			--callgrind-out-file="$RUN/cg-full.$i" >/dev/null 2>&1
+		bench_check "$f" valgrind --tool=callgrind --toggle-collect=check_run \
+			--callgrind-out-file="$RUN/cg-msg.$i" >/dev/null 2>&1
+	done
+	n1=$(bench_cg_total "$RUN/cg-full.1") n2=$(bench_cg_total "$RUN/cg-full.2")
+	e1=$(bench_cg_total "$RUN/cg-msg.1") e2=$(bench_cg_total "$RUN/cg-msg.2")
+	if [ -z "$n1" ] || [ -z "$e1" ]; then
+		bench_fail "callgrind produced no counts"
+		return
+	fi
+	out "   callgrind, one check of corpus/rsa.eml (instructions, two runs):" \
+		"$(printf '  %-34s %14s %14s  diff %s' "whole process" "$n1" "$n2" \
+			"$(awk -v a="$n1" -v b="$n2" 'BEGIN { printf "%.2f%%", 100 * (b - a) / a }')")" \
+		"$(printf '  %-34s %14s %14s  diff %s' "the message (check_run)" "$e1" "$e2" \
+			"$(awk -v a="$e1" -v b="$e2" 'BEGIN { printf "%.2f%%", 100 * (b - a) / a }')")" \
+		"$(bench_cg_seed "$RUN/cg-msg.1" "$e1")" \
+		"   mxwarden's own functions inside check_run, inclusive:"
+	bench_cg_top "$RUN/cg-msg.1" yes ours
+	out "   top functions inside check_run, self:"
+	bench_cg_top "$RUN/cg-msg.1" no
+	out "   top functions of the whole process, self:"
+	bench_cg_top "$RUN/cg-full.1" no
+	out ""
+}
+
+# bench_cg_seed FILE TOTAL - the share of libunbound's one-time start
+# (its first query seeds its random generator, nettle's yarrow, in
+# Debian's build): paid once per resolver context, i.e. once per
+# `check` process but only once per daemon.
+bench_cg_seed() {
+	local seed
+	seed=$(callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
+		awk '$NF ~ /libnettle/ && /nettle_yarrow256_seed/ { gsub(/,/, "", $1); print $1; exit }')
+	if [ -z "$seed" ]; then
+		printf '  %-34s %14s' "(no libunbound RNG seeding seen)" -
+		return
+	fi
+	printf '  %-34s %14s %14s  (minus %s of resolver RNG seeding)' \
+		"the message, less resolver seeding" "$(($2 - seed))" "" "$seed"
+}
+
+# bench_cg_top FILE INCLUSIVE [ours] - the first $BENCH_TOP functions,
+# one line each ("Ir (share) function  object"), the program's own
+# frames (totals, main, libc start-up) and repeated names left out;
+# with "ours", only functions of the mxwarden binary itself.
+bench_cg_top() {
+	callgrind_annotate --threshold=100 --inclusive="$2" "$1" 2>/dev/null |
+		awk -v top="$BENCH_TOP" -v ours="${3:-}" '
+			/^-+$/ { dash++; next }
+			dash < 3 || NF < 3 || $1 !~ /^[0-9,]+$/ || n >= top { next }
+			/PROGRAM TOTALS|below main|libc_start|:main |\(100\.0%\)/ { next }
+			{
+				ir = $1; pct = $2 " " $3
+				if (pct !~ /\)$/) { pct = $2; i = 3 } else i = 4
+				fn = $i; obj = ""
+				if ($NF ~ /^\[.*\]$/ && NF > i) {
+					obj = $NF; gsub(/^\[|\]$/, "", obj)
+					sub(/.*\//, "", obj)
+				}
+				if (ours != "" && obj != "mxwarden") next
+				sub(/^.*:/, "", fn)
+				if (fn in seen) next
+				seen[fn] = 1
+				if (obj == "mxwarden") obj = ""
+				printf "    %12s %-9s %-40s %s\n", ir, pct, fn, obj
+				n++
+			}' | tee -a "$OUT"
+}
+
+# ---- 3. concurrency ----
+
+bench_concurrency() {
+	local pid=$MXW_INET_PID log=$LOG_inet b rss sent0 sent1 err0 err1 secs rc
+	local -a rates=() rss_list=()
+	out "3. Concurrency: $BENCH_CONC_BURSTS bursts of $BENCH_CONC_MSGS messages," \
+		"   smtp-source -s $BENCH_CONC_SESSIONS, Postfix -> mxwarden (inet)"
+	out "$(printf '  %-10s %8s %8s %8s %9s %8s %5s' burst msg/s sent errors "RSS KiB" threads fds)"
+	out "$(printf '  %-10s %8s %8s %8s %9s %8s %5s' before - - - \
+		"$(bench_rss_kb "$pid")" "$(bench_threads "$pid")" "$(bench_fds "$pid")")"
+	for ((b = 0; b < BENCH_CONC_BURSTS; b++)); do
+		bench_drain "$QUEUE_inet" 60
+		sent0=$(grep -c 'status=sent' "$log") err0=$(bench_pf_errors "$log")
+		secs=$(bench_source "$PORT_inet" "$BENCH_CONC_MSGS" "$BENCH_CONC_SESSIONS" \
+			"$RUN/source-conc.log")
+		rc=$?
+		bench_drain "$QUEUE_inet" 60 ||
+			bench_fail "burst $b: queue not drained in 60 s"
+		sent1=$(grep -c 'status=sent' "$log") err1=$(bench_pf_errors "$log")
+		rss=$(bench_rss_kb "$pid")
+		rss_list+=("$rss")
+		rates+=("$(awk -v n="$BENCH_CONC_MSGS" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')")
+		out "$(printf '  %-10s %8s %8s %8s %9s %8s %5s' "$((b + 1))" "${rates[-1]}" \
+			"$((sent1 - sent0))" "$((err1 - err0))" "$rss" \
+			"$(bench_threads "$pid")" "$(bench_fds "$pid")")"
+		[ "$rc" = 0 ] || bench_fail "burst $((b + 1)): smtp-source failed: $(
+			tail -3 "$RUN/source-conc.log")"
+		[ "$((sent1 - sent0))" = "$BENCH_CONC_MSGS" ] ||
+			bench_fail "burst $((b + 1)): $((sent1 - sent0)) of $BENCH_CONC_MSGS delivered"
+		[ "$((err1 - err0))" = 0 ] ||
+			bench_fail "burst $((b + 1)): Postfix logged milter problems: $(
+				grep -E 'milter|status=deferred' "$log" | tail -2)"
+	done
+	kill -0 "$pid" 2>/dev/null || bench_fail "mxwarden (inet) died"
+	kill -0 "$MXW_UNIX_PID" 2>/dev/null || bench_fail "mxwarden (unix) died"
+	if [ "${#rss_list[@]}" -ge 2 ]; then
+		b=$((rss_list[-1] - rss_list[0]))
+		out "   RSS growth after the first burst: $b KiB (bound $BENCH_RSS_GROWTH_KB KiB;" \
+			"   the first burst grows thread stacks and malloc arenas once)"
+		[ "$b" -le "$BENCH_RSS_GROWTH_KB" ] ||
+			bench_fail "mxwarden RSS grew $b KiB over the bursts"
+	fi
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# proxy_tls.sh - TLS and AUTH in the SMTP proxy: STARTTLS (offered only
+# with a certificate, the session reset after it, plaintext injected
+# after STARTTLS discarded), implicit TLS (465-style listener), the key
+# read before the privilege drop, tls_min_version, and AUTH relayed to
+# a backend only inside TLS.
+#
+# Backends: a private Postfix (XCLIENT authorized) relaying to
+# smtp-sink for delivery; for AUTH a scripted backend
+# (proxy/auth_backend.py), because a Postfix with SASL needs Dovecot or
+# Cyrus, which this suite does not set up.
+set -u
+. "$(dirname "$0")/lib.sh"
+MXW_SUITE=proxy_tls
+
+[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
+for t in postfix smtp-sink swaks openssl; do
+	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
+		skip_all "$t not installed (contrib/install-deps.sh test)"
+done
+[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
+[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_rundir
+. "$MXW_TOP/tests/integration/proxy/common.sh"
+
+# codes OUTPUT - the final reply codes, one line each, joined by spaces.
+codes() { printf '%s\n' "$1" | grep -E '^[0-9]{3} |^TLS|^EOF|^TIMEOUT' |
+	sed -E 's/^([0-9]{3}) .*/\1/; s/^TLS-ERROR.*/TLSERR/; s/^TLS .*/TLS/' |
+	tr '\n' ' '; }
+
+# ---- set-up ----
+if ! start_dns "$MXW_RUN"; then
+	not_ok "test DNS starts"; done_testing
+fi
+if ! start_sink "$MXW_RUN"; then
+	not_ok "smtp-sink starts"; done_testing
+fi
+PF_EXTRA_MAIN="smtpd_authorized_xclient_hosts = 127.0.0.1"
+if ! start_postfix "$MXW_RUN" ""; then
+	not_ok "backend Postfix starts"; done_testing
+fi
+mkdir -p "$MXW_RUN/tls"
+if ! make_cert "$MXW_RUN/tls"; then
+	not_ok "openssl makes a self-signed pair" "$(cat "$MXW_RUN/tls/openssl.log")"
+	done_testing
+fi
+# The key is root's alone: only a read before the drop can work.
+chown root:root "$MXW_RUN/tls/key.pem"
+if start_proxy t1 "127.0.0.1:$SMTP_PORT" \
+	"tls_cert_file = $MXW_RUN/tls/cert.pem" \
+	"tls_key_file = $MXW_RUN/tls/key.pem" \
+	"proxy_listen_tls = @TLS@"; then
+	ok "proxy with TLS starts (key readable by root only, user nobody)"
+else
+	not_ok "proxy with TLS starts" "$(tail -20 "$MXW_RUN/t1/mxwarden.log")"
+	done_testing
+fi
+P1=$PROXY_PORT
+P1TLS=$PROXY_TLS_PORT
+LOG1=$MXW_RUN/t1/mxwarden.log
+
+f=$(mail_file tls "From: <a@sender.test>" "To: <u@local.test>" "Subject: over tls")
+
+# ---- EHLO offers STARTTLS, not AUTH (no TLS yet) ----
+out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply send:'QUIT\r\n' reply)
+like "$out" '250-STARTTLS' "STARTTLS offered in plaintext EHLO"
+unlike "$out" 'AUTH' "no AUTH offered before TLS"
+
+# ---- swaks --tls: delivered, TLS logged and given to the engine ----
+n0=$(count_sink)
+r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f" --tls)
+like "$r" '^250 2\.0\.0 Ok: queued as ' "STARTTLS session: backend's 250 passed on"
+if wait_delivered $((n0 + 1)); then
+	d=$(delivered_file $((n0 + 1)))
+	is "$(header_of "$d" Subject)" "over tls" "message over TLS delivered intact"
+	like "$(header_of "$d" Received 2)" 'from client\.test \(.*127\.0\.0\.5\]' \
+		"backend sees the real client after STARTTLS (XCLIENT)"
+else
+	not_ok "message over TLS delivered"
+fi
+like "$(grep 'TLS established' "$LOG1" | head -1)" 'TLS established: TLSv1\.[23] [A-Z0-9_-]+' \
+	"TLS version and cipher logged"
+like "$(grep 'disconnect from \[127\.0\.0\.5\]' "$LOG1" | tail -1)" 'tls=TLSv1\.[23]' \
+	"TLS version reached the transaction (txn_set_tls)"
+
+# ---- RFC 3207: after STARTTLS the session starts afresh ----
+out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply send:'STARTTLS\r\n' reply tls \
+	send:'MAIL FROM:<a@sender.test>\r\n' reply send:'EHLO a.test\r\n' reply \
+	send:'QUIT\r\n' reply)
+is "$(codes "$out")" "220 250 220 TLS 503 250 221 " \
+	"after STARTTLS: HELO forgotten (503), EHLO again works"
+like "$out" '503 5\.5\.1 Error: send HELO/EHLO first' "503 asks for a new EHLO"
+unlike "$(printf '%s\n' "$out" | sed -n '/^TLS/,$p')" 'STARTTLS' \
+	"STARTTLS not offered again inside TLS"
+
+# ---- command injection: plaintext after STARTTLS is discarded ----
+out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply \
+	send:'STARTTLS\r\nEHLO injected.test\r\n' reply tls \
+	send:'MAIL FROM:<a@sender.test>\r\n' reply send:'QUIT\r\n' reply)
+is "$(codes "$out")" "220 250 220 TLS 503 221 " \
+	"injected EHLO after STARTTLS not executed inside TLS"
+grep -q 'STARTTLS PIPELINING: 20 plaintext bytes after STARTTLS discarded' "$LOG1" &&
+	ok "injection logged (STARTTLS PIPELINING, 20 bytes)" ||
+	not_ok "injection logged (STARTTLS PIPELINING, 20 bytes)" "$(grep STARTTLS "$LOG1")"
+out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply \
+	send:'STARTTLS\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<u@local.test>\r\n' reply tls \
+	send:'EHLO a.test\r\n' reply send:'RCPT TO:<u@local.test>\r\n' reply \
+	send:'QUIT\r\n' reply)
+is "$(codes "$out")" "220 250 220 TLS 250 503 221 " \
+	"injected MAIL after STARTTLS leaves no transaction inside TLS"
+
+# ---- STARTTLS syntax and state ----
+out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply send:'STARTTLS now\r\n' reply \
+	send:'MAIL FROM:<a@sender.test>\r\n' reply send:'STARTTLS\r\n' reply \
+	send:'QUIT\r\n' reply)
+is "$(codes "$out")" "220 250 501 250 503 221 " \
+	"STARTTLS with an argument: 501; inside a transaction: 503"
+out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply send:'STARTTLS\r\n' reply \
+	send:'this is no TLS handshake\r\n' drain)
+like "$(codes "$out")" '^220 250 220 EOF $' "garbage instead of a handshake: connection closed"
+
+# ---- implicit TLS listener ----
+n0=$(count_sink)
+r=$(PMAIL_PORT=$P1TLS pmail 127.0.0.5 client.test a@sender.test u@local.test "$f" --tlsc)
+like "$r" '^250 2\.0\.0 Ok: queued as ' "implicit TLS (swaks --tlsc): delivered"
+wait_delivered $((n0 + 1)) 10
+is "$(count_sink)" $((n0 + 1)) "implicit-TLS message arrives once"
+out=$(smtpc "$P1TLS" --implicit-tls send:'EHLO a.test\r\n' reply send:'QUIT\r\n' reply)
+like "$(codes "$out")" '^TLS 220 250 221 $' "implicit TLS: banner inside TLS"
+unlike "$out" 'STARTTLS' "implicit TLS: STARTTLS not offered"
+out=$(smtpc "$P1TLS" send:'EHLO plain.test\r\n' drain)
+unlike "$out" '^250' "plaintext on the implicit-TLS port gets no SMTP"
+
+# ---- no certificate: no STARTTLS ----
+if start_proxy t0 "127.0.0.1:$SMTP_PORT"; then
+	out=$(smtpc "$PROXY_PORT" send:'EHLO a.test\r\n' reply send:'STARTTLS\r\n' reply \
+		send:'QUIT\r\n' reply)
+	unlike "$out" 'STARTTLS' "without tls_cert_file STARTTLS is not offered" 
+	like "$out" '502 5\.5\.1 ' "without tls_cert_file STARTTLS gets 502"
+else
+	not_ok "proxy without TLS starts"
+fi
+
+# ---- a bad key file stops the start ----
+printf 'not a key\n' >"$MXW_RUN/tls/bad.pem"
+mkdir -p "$MXW_RUN/t9"
+mxw_write_conf "$MXW_RUN/t9" "$(free_port)" "proxy_listen = 127.0.0.1:$(free_port)" \
+	"user = nobody" "tls_cert_file = $MXW_RUN/tls/cert.pem" \
+	"tls_key_file = $MXW_RUN/tls/bad.pem"
+timeout 20 "$MXW_BIN/mxwarden" proxy -f -c "$MXW_RUN/t9/mxwarden.conf" >"$MXW_RUN/t9/log" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && grep -q 'tls_key_file' "$MXW_RUN/t9/log"; then
+	ok "unusable key: proxy refuses to start, says why"
+else
+	not_ok "unusable key: proxy refuses to start, says why" "rc=$rc" "$(cat "$MXW_RUN/t9/log")"
+fi
+
+# ---- AUTH through TLS to a scripted backend ----
+ABE_PORT=$(free_port)
+mkdir -p "$MXW_RUN/abe"
+/usr/bin/python3 "$PROXY_HELPERS/auth_backend.py" "$ABE_PORT" "$MXW_RUN/abe/log" \
+	"$MXW_RUN/abe" >"$MXW_RUN/abe/stderr" 2>&1 &
+mxw_track_pid $! auth_backend
+wait_port "$ABE_PORT" 10 || not_ok "scripted AUTH backend starts"
+if start_proxy t2 "127.0.0.1:$ABE_PORT" "proxy_backend_forward = none" \
+	"tls_cert_file = $MXW_RUN/tls/cert.pem" "tls_key_file = $MXW_RUN/tls/key.pem" \
+	"tls_min_version = TLSv1.3"; then
+	P2=$PROXY_PORT
+	LOG2=$MXW_RUN/t2/mxwarden.log
+	out=$(smtpc "$P2" send:'EHLO a.test\r\n' reply send:'AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n' reply \
+		send:'QUIT\r\n' reply)
+	like "$out" '530 5\.7\.0 Must issue a STARTTLS command first' "AUTH before TLS: 530"
+	unlike "$(cat "$MXW_RUN/abe/log")" '^C: AUTH' "AUTH before TLS never reaches the backend"
+	out=$(smtpc "$P2" send:'EHLO a.test\r\n' reply send:'STARTTLS\r\n' reply tls \
+		send:'EHLO a.test\r\n' reply send:'QUIT\r\n' reply)
+	like "$out" '250-AUTH PLAIN LOGIN' "AUTH offered inside TLS (backend's mechanisms)"
+	r=$(PMAIL_PORT=$P2 pmail 127.0.0.5 client.test a@sender.test u@local.test "$f" \
+		--tls --auth PLAIN --auth-user alice --auth-password secret)
+	like "$r" '^250 2\.0\.0 Ok: queued as SCRIPT' "AUTH PLAIN in TLS: authenticated session delivers"
+	grep -q 'AUTH PLAIN user=alice: backend 235' "$LOG2" &&
+		ok "235 from the backend marks the session authenticated (logged)" ||
+		not_ok "235 from the backend marks the session authenticated (logged)"
+	grep -q 'authenticated as alice' "$LOG2" &&
+		ok "the engine sees the authenticated user (txn_set_auth)" ||
+		not_ok "the engine sees the authenticated user (txn_set_auth)" "$(grep -i auth "$LOG2")"
+	grep -q 'secret\|AGFsaWNlAHNlY3JldA' "$LOG2" &&
+		not_ok "no credentials in the proxy's log" || ok "no credentials in the proxy's log"
+	r=$(PMAIL_PORT=$P2 pmail 127.0.0.5 client.test a@sender.test u@local.test "$f" \
+		--tls --auth LOGIN --auth-user alice --auth-password wrong)
+	like "$r" '^535 5\.7\.8 ' "AUTH LOGIN with a wrong password: backend's 535 passed on"
+	grep -q 'AUTH LOGIN user=alice failed: backend 535' "$LOG2" &&
+		ok "failed AUTH logged with the user" || not_ok "failed AUTH logged with the user"
+	out=$(smtpc "$P2" send:'EHLO a.test\r\n' reply send:'STARTTLS\r\n' reply tls:1.2)
+	like "$out" 'TLS-ERROR' "tls_min_version = TLSv1.3 refuses a TLS 1.2 client"
+else
+	not_ok "proxy in front of the scripted AUTH backend starts"
+fi
+
+
+done_testing

@@ -1,0 +1,238 @@
+/*
+ * mime_test.c - the MIME decoder, RFC 2047 header decoding
+ * (policy/mime.c) and meta expressions (policy/meta.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "meta.h"
+#include "mime.h"
+
+/* decode - run a whole message body through a decoder, fed in chunks
+ * of chunk bytes (exercises lines split across chunks). */
+static struct mime *
+decode(const char *hdrs, const char *body, size_t chunk, size_t max)
+{
+	struct mime *m = mime_new(hdrs, max);
+	size_t len = strlen(body);
+
+	for (size_t off = 0; off < len; off += chunk)
+		mime_feed(m, (const unsigned char *)body + off,
+		    len - off < chunk ? len - off : chunk);
+	mime_finish(m);
+	return m;
+}
+
+static const char *
+text(const struct mime *m)
+{
+	size_t len;
+	return mime_text(m, &len);
+}
+
+static void
+test_plain(void **state)
+{
+	(void)state;
+	struct mime *m = decode("", "hello\r\nworld\r\n", 3, 1 << 20);
+	assert_string_equal(text(m), "hello\nworld\n");
+	assert_int_equal(mime_flags(m), 0);
+	size_t rl;
+	assert_int_equal(strlen(mime_raw(m, &rl)), 14);
+	mime_free(m);
+}
+
+static void
+test_qp_and_charset(void **state)
+{
+	(void)state;
+	struct mime *m = decode("Content-Type: text/plain; charset=iso-8859-1\n"
+	    "Content-Transfer-Encoding: quoted-printable\n",
+	    "caf=E9 cr=\r\n=E8me  \r\nsoft=\nbreak\n", 5, 1 << 20);
+	assert_string_equal(text(m), "caf\xc3\xa9 cr\xc3\xa8me\nsoftbreak\n");
+	mime_free(m);
+}
+
+static void
+test_base64_multipart_nested(void **state)
+{
+	(void)state;
+	const char *body =
+	    "preamble\n"
+	    "--outer\n"
+	    "Content-Type: multipart/alternative; boundary=\"inner\"\n"
+	    "\n"
+	    "--inner\n"
+	    "Content-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "c2VuZCBi\n"
+	    "aXRjb2luIG5vdw==\n"
+	    "--inner\n"
+	    "Content-Type: text/html\n"
+	    "\n"
+	    "<html><style>p{x}</style><p>Hello&nbsp;&amp; <b>bye</b>&#233;</p></html>\n"
+	    "--inner--\n"
+	    "--outer\n"
+	    "Content-Type: application/pdf; name=\"=?UTF-8?Q?r=C3=A9sum=C3=A9.pdf?=\"\n"
+	    "Content-Disposition: attachment\n"
+	    "Content-Transfer-Encoding: base64\n"
+	    "\n"
+	    "JVBERi0=\n"
+	    "--outer\n"
+	    "Content-Type: text/plain\n"
+	    "Content-Disposition: attachment; filename*=utf-8''evil%2Eexe\n"
+	    "\n"
+	    "not body text\n"
+	    "--outer--\n"
+	    "epilogue\n";
+	struct mime *m = decode("Content-Type: multipart/mixed; boundary=outer\n",
+	    body, 7, 1 << 20);
+	const char *t = text(m);
+	assert_non_null(strstr(t, "send bitcoin now"));
+	assert_non_null(strstr(t, "Hello & "));
+	assert_non_null(strstr(t, "bye"));
+	assert_non_null(strstr(t, "\xc3\xa9"));
+	assert_null(strstr(t, "p{x}"));
+	assert_null(strstr(t, "<b>"));
+	assert_null(strstr(t, "preamble"));
+	assert_null(strstr(t, "epilogue"));
+	assert_null(strstr(t, "not body text"));
+	assert_int_equal(mime_nattach(m), 2);
+	assert_string_equal(mime_attach_name(m, 0), "r\xc3\xa9sum\xc3\xa9.pdf");
+	assert_string_equal(mime_attach_type(m, 0), "application/pdf");
+	assert_string_equal(mime_attach_name(m, 1), "evil.exe");
+	assert_int_equal(mime_flags(m) & MIME_F_BROKEN, 0);
+	mime_free(m);
+}
+
+static void
+test_broken(void **state)
+{
+	(void)state;
+	/* multipart without a boundary: read as text, flagged. */
+	struct mime *m = decode("Content-Type: multipart/mixed\n", "just text\n",
+	    100, 1 << 20);
+	assert_string_equal(text(m), "just text\n");
+	assert_true(mime_flags(m) & MIME_F_BROKEN);
+	mime_free(m);
+	/* unterminated multipart and junk in base64 */
+	m = decode("Content-Type: multipart/mixed; boundary=b\n",
+	    "--b\nContent-Transfer-Encoding: base64\n\naGVs*bG8=\n", 4, 1 << 20);
+	assert_string_equal(text(m), "hello");
+	assert_true(mime_flags(m) & MIME_F_BROKEN);
+	mime_free(m);
+	/* an over-long line without LF and a body over the bound */
+	char *big = malloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	m = decode("", big, 4096, 1000);
+	size_t len;
+	mime_text(m, &len);
+	assert_true(len <= 1000);
+	mime_raw(m, &len);
+	assert_int_equal(len, 1000);
+	assert_true(mime_flags(m) & MIME_F_TRUNCATED);
+	mime_free(m);
+	free(big);
+	/* unknown charset: bytes pass through */
+	m = decode("Content-Type: text/plain; charset=x-no-such-charset\n",
+	    "abc\xff\n", 100, 1 << 20);
+	assert_string_equal(text(m), "abc\xff\n");
+	mime_free(m);
+}
+
+static void
+test_rfc2047(void **state)
+{
+	static const struct { const char *in, *want; } cases[] = {
+		{ "plain text", "plain text" },
+		{ "=?UTF-8?B?SsO8cmdlbg==?= <j@x.example>", "J\xc3\xbcrgen <j@x.example>" },
+		{ "=?iso-8859-1?Q?You_have_w?= =?iso-8859-1?Q?on_=E9?=", "You have won \xc3\xa9" },
+		{ "a =?utf-8?q?b?= c", "a b c" },
+		{ "=?koi8-r?B?8NLJ18XU?=", "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82" },
+		{ "=?utf-8?x?bad?=", "=?utf-8?x?bad?=" },
+		{ "=?utf-8?q?unterminated", "=?utf-8?q?unterminated" },
+		{ "folded\r\n line", "folded line" },
+		{ "=?UTF-8*en?Q?lang?=", "lang" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = mime_decode_header(cases[i].in, 4096);
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("case %zu: got \"%s\"", i, got);
+		free(got);
+	}
+	char *cut = mime_decode_header("0123456789", 4);
+	assert_true(strlen(cut) <= 4);
+	free(cut);
+}
+
+static int
+has(void *arg, const char *name)
+{
+	return strstr((const char *)arg, name) != NULL;
+}
+
+static void
+test_meta(void **state)
+{
+	static const struct { const char *expr, *syms; int want; } cases[] = {
+		{ "A", "A", 1 },
+		{ "A", "B", 0 },
+		{ "!A", "B", 1 },
+		{ "A && B", "A B", 1 },
+		{ "A && B", "A", 0 },
+		{ "A || B", "B", 1 },
+		{ "A || B && C", "A", 1 },		/* && binds tighter */
+		{ "(A || B) && C", "A", 0 },
+		{ "!(A || B)", "", 1 },
+		{ "!!A", "A", 1 },
+		{ "SPF_FAIL&&!DKIM_PASS", "SPF_FAIL", 1 },
+	};
+	char err[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct meta_expr *m = meta_compile(cases[i].expr, err, sizeof(err));
+		if (m == NULL)
+			fail_msg("case %zu: %s", i, err);
+		if (meta_eval(m, has, (void *)cases[i].syms) != cases[i].want)
+			fail_msg("case %zu: %s with [%s]", i, cases[i].expr,
+			    cases[i].syms);
+		meta_free(m);
+	}
+	struct meta_expr *m = meta_compile("A && (B || A) && !C", err, sizeof(err));
+	assert_int_equal(meta_nsyms(m), 3);
+	meta_free(m);
+	static const char *const bad[] = { "", "A &&", "A B", "(A", "a", "A & B",
+	    "A || || B" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_null(meta_compile(bad[i], err, sizeof(err)));
+	/* Too long: more than META_MAX_TERMS items. */
+	char big[2048] = "A";
+	size_t o = 1;
+	for (int i = 0; i < 80; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o, " && A");
+	assert_null(meta_compile(big, err, sizeof(err)));
+	assert_non_null(strstr(err, "too long"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_qp_and_charset),
+		cmocka_unit_test(test_base64_multipart_nested),
+		cmocka_unit_test(test_broken),
+		cmocka_unit_test(test_rfc2047),
+		cmocka_unit_test(test_meta),
+	};
+	return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
+}

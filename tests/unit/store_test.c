@@ -1,0 +1,330 @@
+/*
+ * store_test.c - the state store (db/store.c): migrations, the counter,
+ * entries with expiry, listing and pruning, exact counts with threads
+ * and with processes sharing the file, a locked database and recovery.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+struct fx {
+	char	 dir[64];
+	char	 path[128];
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	str_copy(f->dir, "/tmp/mxw-store-XXXXXX", sizeof(f->dir));
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	str_fmt(f->path, sizeof(f->path), "%s/t.db", f->dir);
+	log_init("store_test", 1, LOG_LVL_ERR);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char p[160];
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+
+	for (size_t i = 0; i < ARRAY_LEN(sfx); i++) {
+		str_fmt(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct store *
+open_ok(struct fx *f)
+{
+	char err[256];
+	struct store *s = store_open(f->path, err, sizeof(err));
+
+	if (s == NULL)
+		fail_msg("store_open: %s", err);
+	return s;
+}
+
+static void
+test_migrations(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	char err[256];
+	sqlite3 *db;
+
+	assert_true(store_schema_known() >= 2);
+	assert_int_equal(store_schema_version(s), store_schema_known());
+	store_close(s);
+	/* Opening again changes nothing. */
+	s = open_ok(f);
+	assert_int_equal(store_schema_version(s), store_schema_known());
+	store_close(s);
+	/* A newer database is refused, with a reason, and left alone. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	char sql[64];
+	str_fmt(sql, sizeof(sql), "PRAGMA user_version = %d", store_schema_known() + 1);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(f->path, err, sizeof(err)));
+	assert_non_null(strstr(err, "newer"));
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), store_schema_known() + 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	FILE *fp = fopen(f->path, "w");
+
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database at all\n", fp);
+	fclose(fp);
+	assert_null(store_open(f->path, err, sizeof(err)));
+	assert_true(err[0] != '\0');
+}
+
+static void
+test_counter_window(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	long n;
+	time_t t0 = 1000000;
+
+	for (long i = 1; i <= 5; i++) {
+		assert_int_equal(store_count(s, "rate:x", "1.2.3.4", 10, 1, t0 + i, &n), 0);
+		assert_int_equal(n, i);
+	}
+	/* Read without counting; other keys and kinds are separate. */
+	assert_int_equal(store_count(s, "rate:x", "1.2.3.4", 10, 0, t0 + 9, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(store_count(s, "rate:x", "1.2.3.5", 10, 1, t0 + 9, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_count(s, "rate:y", "1.2.3.4", 10, 3, t0 + 9, &n), 0);
+	assert_int_equal(n, 3);
+	/* The window started at t0+1 and lasts 10 s: at t0+11 it is over. */
+	assert_int_equal(store_count(s, "rate:x", "1.2.3.4", 10, 0, t0 + 11, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_count(s, "rate:x", "1.2.3.4", 10, 1, t0 + 11, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_count(s, "rate:x", "1.2.3.4", 10, 1, t0 + 20, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_count(s, "rate:x", "1.2.3.4", 10, 1, t0 + 21, &n), 0);
+	assert_int_equal(n, 1);
+	store_close(s);
+}
+
+static int
+count_rows(const struct store_row *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+test_entries(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	char v[64];
+	time_t c, e, t0 = 2000000;
+	int n = 0;
+
+	assert_int_equal(store_get(s, "block", "10.0.0.1", t0, v, sizeof(v), NULL,
+	    NULL), 0);
+	assert_int_equal(store_set(s, "block", "10.0.0.1", "harvest", t0, t0 + 60), 0);
+	assert_int_equal(store_set(s, "block", "10.0.0.0/24", "admin", t0, 0), 0);
+	assert_int_equal(store_get(s, "block", "10.0.0.1", t0 + 59, v, sizeof(v),
+	    &c, &e), 1);
+	assert_string_equal(v, "harvest");
+	assert_int_equal(c, t0);
+	assert_int_equal(e, t0 + 60);
+	/* Expired: invisible, though still stored until pruned. */
+	assert_int_equal(store_get(s, "block", "10.0.0.1", t0 + 60, v, sizeof(v),
+	    NULL, NULL), 0);
+	/* expires 0 never expires. */
+	assert_int_equal(store_get(s, "block", "10.0.0.0/24", t0 + 999999, v,
+	    sizeof(v), NULL, NULL), 1);
+	/* Replace. */
+	assert_int_equal(store_set(s, "block", "10.0.0.1", "admin", t0, t0 + 600), 0);
+	assert_int_equal(store_get(s, "block", "10.0.0.1", t0 + 100, v, sizeof(v),
+	    NULL, NULL), 1);
+	assert_string_equal(v, "admin");
+	/* List with a prefix and exactly. */
+	long cnt;
+	store_count(s, "rate:a", "k", 30, 1, t0, &cnt);
+	store_count(s, "rate:b", "k", 30, 1, t0, &cnt);
+	assert_int_equal(store_list(s, "rate:*", t0 + 1, count_rows, &n), 0);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(store_list(s, "block", t0 + 1, count_rows, &n), 0);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(store_list(s, "rate:", t0 + 1, count_rows, &n), 0);
+	assert_int_equal(n, 0);
+	/* Delete. */
+	assert_int_equal(store_del(s, "block", "10.0.0.1"), 1);
+	assert_int_equal(store_del(s, "block", "10.0.0.1"), 0);
+	/* Prune removes the expired counters (30 s) but not the
+	 * permanent block. */
+	assert_int_equal(store_prune(s, t0 + 31, 0), 2);
+	struct store_stats st;
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.counters, 0);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(store_vacuum(s), 0);
+	store_close(s);
+}
+
+struct worker {
+	struct store	*s;
+	int		 n;
+	int		 errors;
+};
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	long c;
+
+	for (int i = 0; i < w->n; i++)
+		if (store_count(w->s, "rate:t", "k", 3600, 1, time(NULL), &c) != 0)
+			w->errors++;
+	return NULL;
+}
+
+static void
+test_threads_exact(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	pthread_t th[4];
+	struct worker w = { .s = s, .n = 300 };
+	struct worker ws[4];
+	long c;
+
+	for (int i = 0; i < 4; i++) {
+		ws[i] = w;
+		pthread_create(&th[i], NULL, worker_run, &ws[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ws[i].errors, 0);
+	}
+	assert_int_equal(store_count(s, "rate:t", "k", 3600, 0, time(NULL), &c), 0);
+	assert_int_equal(c, 1200);
+	store_close(s);
+}
+
+/* Several processes, each with its own connection: no lost increment. */
+static void
+test_processes_exact(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	pid_t pid[3];
+	long c;
+
+	store_close(s);
+	for (int i = 0; i < 3; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			char err[256];
+			struct store *cs = store_open(f->path, err, sizeof(err));
+			struct worker w = { .s = cs, .n = 400 };
+			if (cs == NULL)
+				_exit(2);
+			store_set_busy_ms(cs, 10000);
+			worker_run(&w);
+			store_close(cs);
+			_exit(w.errors == 0 ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		int st;
+		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	s = open_ok(f);
+	assert_int_equal(store_count(s, "rate:t", "k", 3600, 0, time(NULL), &c), 0);
+	assert_int_equal(c, 1200);
+	store_close(s);
+}
+
+/* Another connection holds the write lock longer than the busy timeout:
+ * the call fails (the caller applies on_db_error) and the next call
+ * after the lock is gone succeeds. */
+static void
+test_locked_and_recovery(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	sqlite3 *db;
+	long c;
+
+	store_set_busy_ms(s, 100);
+	assert_int_equal(store_count(s, "rate:l", "k", 60, 1, 5000, &c), 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(store_count(s, "rate:l", "k", 60, 1, 5001, &c), -1);
+	assert_int_equal(store_set(s, "block", "x", "y", 5001, 0), -1);
+	/* Readers are not blocked in WAL mode. */
+	assert_int_equal(store_count(s, "rate:l", "k", 60, 0, 5001, &c), 0);
+	assert_int_equal(c, 1);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_count(s, "rate:l", "k", 60, 1, 5002, &c), 0);
+	assert_int_equal(c, 2);
+	store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counter_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_processes_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locked_and_recovery, setup,
+		    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
