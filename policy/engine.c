@@ -205,9 +205,23 @@ eng_txn_new(struct eng *e)
 	return t;
 }
 
+static void eng_log(struct txn *t, const char *stage, const struct verdict *v);
+
+/* eng_log_abort - a message that started (MAIL) but got no decision
+ * (client gone, RSET, MTA abort) still gets its summary line. */
+static void
+eng_log_abort(struct txn *t)
+{
+	struct verdict v = { .action = VERDICT_CONTINUE };
+
+	if (t->mail_from != NULL && !t->logged)
+		eng_log(t, "abort", &v);
+}
+
 void
 eng_txn_reset(struct txn *t)
 {
+	eng_log_abort(t);
 	chk_dkim_txn_free(t);
 	mime_free(t->mime);
 	t->mime = NULL;
@@ -220,6 +234,7 @@ eng_txn_free(struct txn *t)
 {
 	if (t == NULL)
 		return;
+	eng_log_abort(t);
 	chk_dkim_txn_free(t);
 	mime_free(t->mime);
 	t->mime = NULL;
@@ -417,6 +432,7 @@ eng_log(struct txn *t, const char *stage, const struct verdict *v)
 {
 	struct buf b;
 
+	t->logged = 1;
 	if (!log_enabled(LOG_LVL_INFO)) {
 		if (t->eng->store != NULL)
 			store_history_add(t->eng->store, t, verdict_name(v->action));
@@ -431,7 +447,8 @@ eng_log(struct txn *t, const char *stage, const struct verdict *v)
 	    t->id, t->client_ip ? t->client_ip : "?", t->client_port,
 	    t->helo ? t->helo : "", t->mail_from ? t->mail_from : "",
 	    t->nrcpt, t->queue_id ? " qid=" : "", t->queue_id ? t->queue_id : "",
-	    stage, b.data ? b.data : "", t->score, verdict_name(v->action),
+	    stage, b.data ? b.data : "", t->score, v->action == VERDICT_CONTINUE ? "none" :
+	    verdict_name(v->action),
 	    v->rcode[0] ? " reply=" : "", v->rcode, v->xcode[0] ? " " : "",
 	    v->xcode, (eng_now_us() - t->t_start_us) / 1000);
 	buf_free(&b);

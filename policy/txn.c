@@ -303,6 +303,7 @@ txn_clear_message(struct txn *t)
 	t->nsym = keep;
 	t->score = 0;
 	memset(&t->verdict, 0, sizeof(t->verdict));
+	t->logged = 0;
 }
 
 /* txn_clear_all - free every field (the engine frees the struct). */

@@ -176,6 +176,7 @@ struct txn {
 	struct txn_hdrop *hdrop;
 	size_t		 nhdrop;
 	struct verdict	 verdict;	/* the last decision */
+	int		 logged;	/* summary line written for this message */
 	long long	 t_start_us;	/* for the summary log line */
 };
 

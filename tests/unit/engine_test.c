@@ -284,6 +284,45 @@ test_reload_keeps_inflight_snapshot(void **state)
 	eng_txn_free(nw);
 }
 
+/* A message that started but got no decision (client gone, RSET) is
+ * still logged once, with stage=abort; a decided one is not logged again. */
+static void
+test_abort_logged_once(void **state)
+{
+	struct fixture *f = *state;
+	char path[] = "/tmp/mxw-eng-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	struct verdict v;
+	char buf[8192];
+
+	assert_true(fd >= 0 && saved >= 0);
+	dup2(fd, 2);
+	struct txn *t = eng_txn_new(f->e);
+	assert_int_equal(start(t, "192.0.2.10", "mail.ok.example",
+	    "<a@ok.example>", &v), VERDICT_CONTINUE);
+	eng_txn_reset(t);		/* RSET: abort line */
+	txn_set_mail(t, "<a@nope.example>");
+	assert_int_equal(eng_event(t, TXN_EV_MAIL, &v), VERDICT_REJECT);
+	eng_txn_free(t);		/* decided already: no second line */
+	dup2(saved, 2);
+	close(saved);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	unlink(path);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	int aborts = 0, lines = 0;
+	for (char *p = buf; (p = strstr(p, "stage=")) != NULL; p++) {
+		lines++;
+		aborts += strncmp(p, "stage=abort", 11) == 0;
+	}
+	if (aborts != 1 || lines != 2)
+		fail_msg("want 1 abort line of 2, got %d of %d:\n%s", aborts, lines,
+		    buf);
+	assert_non_null(strstr(buf, "stage=abort symbols=IPREV_PASS"));
+	assert_non_null(strstr(buf, "action=none"));
+}
+
 int
 main(void)
 {
@@ -298,6 +337,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reload_keeps_inflight_snapshot,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_logged_once, setup,
+		    teardown),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
