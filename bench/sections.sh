@@ -1,5 +1,5 @@
-# bench/sections.sh - the three measurements of the benchmark harness
-# (throughput, engine cost, concurrency) and the report's header and
+# bench/sections.sh - the four measurements of the benchmark harness
+# (throughput, engine cost, concurrency, rules cost) and the report's header and
 # footer; sourced by bench/run after bench/lib.sh. Each section prints
 # its table with `out` and calls `bench_fail` when a check fails.
 
@@ -297,4 +297,113 @@ bench_concurrency() {
 		[ "$b" -le "$BENCH_RSS_GROWTH_KB" ] ||
 			bench_fail "mxwarden RSS grew $b KiB over the bursts"
 	fi
+}
+
+# ---- 4. rules cost ----
+
+# bench_rules_gen N FILE - N regex rules of the usual kinds (body words
+# and phrases, subject, headers, sender, raw HTML), none matching the
+# rules corpus except RULEGEN_WALLET (so the set is known to be live).
+bench_rules_gen() {
+	awk -v n="$1" 'BEGIN {
+		split("body body body body body body subject header:X-Mailer from_header from raw_body header:*", tg, " ")
+		for (i = 0; i < n - 1; i++) {
+			t = tg[i % 12 + 1]
+			if (t == "body")
+				p = sprintf("/\\b(cheap|free|best)\\s+offer%04d\\b/i", i)
+			else if (t == "raw_body")
+				p = sprintf("/<font[^>]*color=\"?#?ff%04d/i", i)
+			else if (t == "from")
+				p = sprintf("/^promo%04d@/", i)
+			else if (t == "header:*")
+				p = sprintf("/^X-Campaign-%04d:/i", i)
+			else
+				p = sprintf("/limited time %04d|act now %04d/i", i, i)
+			printf "rule RULEGEN_%04d %s %s score 0.01\n", i, t, p
+		}
+		print "rule RULEGEN_WALLET body /send (btc|bitcoin) to/i score 0.01"
+	}' >"$2"
+}
+
+# bench_rules_check RULES FILE - one `mxwarden check` of a rules-corpus
+# message with RULES as the local rule file; JSON on stdout.
+bench_rules_check() {
+	local rules=$1 f=$2 args
+	shift 2
+	args=$(sed -n 's/^args //p' "${f%.eml}.expect")
+	# shellcheck disable=SC2086
+	"$@" "$BENCH_MXW" check -c "$RUN/mi/mxwarden.conf" \
+		-o "db_path=$RUN/check.db" -o log_level=err -o dns_timeout=10s \
+		-o "local_rules_file=$rules" $args --json "$f"
+}
+
+bench_rules() {
+	local corpus=$MXW_TOP/tests/rules/corpus p set f t0 t1 n i
+	local -A secs=() rate=()
+	local -a ratio=() list
+	: >"$RUN/r0.rules"
+	bench_rules_gen 1000 "$RUN/r1000.rules"
+	n=$(ls "$corpus"/*.eml | wc -l)
+	out "4. Rules cost: mxwarden check over the $n messages of the rules corpus," \
+		"   shipped default.rules alone against default.rules plus 1,000 regex" \
+		"   rules (body, subject, headers, sender, raw body), $BENCH_RULES_PASSES passes"
+	for set in r0 r1000; do	# the rule set must load and be live
+		bench_rules_check "$RUN/$set.rules" "$corpus/plain.eml" \
+			>"$RUN/rules-$set.json" 2>"$RUN/rules-$set.err" ||
+			bench_fail "check with $set.rules failed: $(head -3 "$RUN/rules-$set.err")"
+	done
+	grep -q '"RULEGEN_WALLET"' "$RUN/rules-r1000.json" ||
+		bench_fail "the 1,000-rule set did not match plain.eml (RULEGEN_WALLET)"
+	for ((p = 1; p <= BENCH_RULES_PASSES; p++)); do
+		# alternate which set runs first in each pass
+		for set in $( ((p % 2)) && echo r0 r1000 || echo r1000 r0); do
+			t0=$(bench_now_ns)
+			for f in "$corpus"/*.eml; do
+				bench_rules_check "$RUN/$set.rules" "$f" >/dev/null 2>&1
+			done
+			t1=$(bench_now_ns)
+			rate[$set.$p]=$(awk -v n="$n" -v a="$t0" -v b="$t1" \
+				'BEGIN { printf "%.2f\n", n / ((b - a) / 1e9) }')
+		done
+		ratio+=("$(awk -v x="${rate[r0.$p]}" -v y="${rate[r1000.$p]}" \
+			'BEGIN { printf "%.3f\n", x / y }')")
+	done
+	for set in r0 r1000; do
+		list=()
+		for ((p = 1; p <= BENCH_RULES_PASSES; p++)); do list+=("${rate[$set.$p]}"); done
+		bench_row "msg/s, $( [ $set = r0 ] && echo default rules || echo default + 1000 rules)" \
+			msg/s "${list[@]}"
+	done
+	bench_row "cost ratio 1000 rules / default" x "${ratio[@]}"
+	out "   (one process per message: start-up with rule compilation, DNS" \
+		"   with an empty cache; target: ratio under 2)"
+	bench_rules_callgrind
+	out ""
+}
+
+# bench_rules_callgrind - instructions inside check_run (the message
+# itself, rules compiled before) and of the whole process, per set.
+bench_rules_callgrind() {
+	local set f m w
+	local -A cnt=()
+	if [ "$BENCH_CALLGRIND" != 1 ] || ! command -v valgrind >/dev/null 2>&1; then
+		out "   callgrind: skipped"
+		return
+	fi
+	for f in plain multipart; do
+		for set in r0 r1000; do
+			bench_rules_check "$RUN/$set.rules" "$MXW_TOP/tests/rules/corpus/$f.eml" \
+				valgrind --tool=callgrind --toggle-collect=check_run \
+				--callgrind-out-file="$RUN/cgr-$f-$set" >/dev/null 2>&1
+			cnt[$f.$set]=$(bench_cg_total "$RUN/cgr-$f-$set")
+		done
+		m=$(awk -v a="${cnt[$f.r0]:-0}" -v b="${cnt[$f.r1000]:-0}" \
+			'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
+		out "$(printf '   %-12s check_run instructions: default %s, +1000 rules %s, ratio %s' \
+			"$f.eml" "${cnt[$f.r0]:--}" "${cnt[$f.r1000]:--}" "$m")"
+	done
+	bench_rules_check "$RUN/r1000.rules" "$MXW_TOP/tests/rules/corpus/plain.eml" \
+		valgrind --tool=callgrind --callgrind-out-file="$RUN/cgr-whole" >/dev/null 2>&1
+	w=$(bench_cg_total "$RUN/cgr-whole")
+	out "   whole process with 1000 rules (compilation included): ${w:--} instructions"
 }

@@ -224,6 +224,20 @@ store_open(const char *path, char *err, size_t errlen)
 	return s;
 }
 
+struct store *
+store_open_retry(const char *path, char *err, size_t errlen, int *opened)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+
+	pthread_mutex_init(&s->lock, NULL);
+	s->path = xstrdup(path);
+	s->busy_ms = STORE_BUSY_MS;
+	*opened = store_connect(s, err, errlen) == 0;
+	if (!*opened)
+		s->last_reopen = time(NULL);
+	return s;
+}
+
 void
 store_close(struct store *s)
 {
@@ -259,7 +273,13 @@ store_fail(struct store *s, const char *what, int rc)
 
 	switch (rc & 0xff) {
 	case SQLITE_BUSY: case SQLITE_LOCKED:	cls = 0; break;
-	case SQLITE_READONLY:	cls = 1; reopen = rc != SQLITE_READONLY; break;
+	case SQLITE_READONLY:
+		/* A connection SQLite opened read-only (the file or its
+		 * directory was not writable) stays so: reopen it. */
+		cls = 1;
+		reopen = rc != SQLITE_READONLY || (s->db != NULL &&
+		    sqlite3_db_readonly(s->db, "main") == 1);
+		break;
 	case SQLITE_FULL:	cls = 2; break;
 	case SQLITE_CORRUPT: case SQLITE_NOTADB: cls = 3; reopen = 1; break;
 	case SQLITE_IOERR: case SQLITE_CANTOPEN: cls = 4; reopen = 1; break;

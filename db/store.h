@@ -39,6 +39,16 @@ struct txn;
 /* store_open - open or create the database and apply migrations.
  * NULL + reason on failure (unwritable, corrupt, newer schema). */
 struct store	*store_open(const char *path, char *err, size_t errlen);
+/*
+ * store_open_retry - for the daemons: like store_open, but when the
+ * database cannot be opened now the store is returned anyway, without
+ * a connection. Its calls then fail (-1: the checks apply on_db_error)
+ * and try to open the file again, at most once every few seconds, so
+ * the filter recovers on its own when the database is back. *opened is
+ * 1 when the database was opened now, 0 (reason in err) when not.
+ */
+struct store	*store_open_retry(const char *path, char *err, size_t errlen,
+		    int *opened);
 void		 store_close(struct store *s);
 
 /* store_set_busy_ms - how long a call waits for a lock held by another

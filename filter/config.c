@@ -44,6 +44,7 @@ static const char *const level_names[] = { "err", "warn", "info", "debug", NULL 
 static const char *const target_names[] = { "syslog", "stderr", NULL };
 static const char *const forward_names[] = { "none", "xclient", "proxy-v1",
 	"proxy-v2", NULL };
+static const char *const no_yes_names[] = { "no", "yes", NULL };
 static const char *const tls_names[] = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3",
 	NULL };
 
@@ -143,6 +144,9 @@ static const struct cfg_key cfg_keys[] = {
 	  "proxy: wait this long before the banner; a client talking first gets PREGREET (0: off)" },
 	{ "proxy_bare_lf_exempt", CT_STR, "", 0, 0, NULL, OFF(proxy_bare_lf_exempt), 1,
 	  "proxy: networks (CIDR) whose bare LF line ends are repaired to CRLF instead of refused" },
+	{ "proxy_backend_tls", CT_ENUM, "no", 0, 0, no_yes_names,
+	  OFF(proxy_backend_tls), 0,
+	  "proxy: yes: STARTTLS to the backend, required (certificate not verified)" },
 	{ "proxy_quarantine_header", CT_STR, "X-Mxwarden-Quarantine", 0, 0, NULL,
 	  OFF(proxy_quarantine_header), 1,
 	  "proxy: header added to a quarantined message for the backend (Postfix header_checks HOLD)" },

@@ -61,6 +61,7 @@ struct cfg {
 	int	 proxy_greet_pause_ms;	/* 0: none */
 	char	*proxy_bare_lf_exempt;	/* CIDRs whose bare LF is repaired */
 	char	*proxy_quarantine_header; /* header added for quarantine */
+	int	 proxy_backend_tls;	/* 1: STARTTLS to the backend */
 	char	*path;			/* file it came from, for messages */
 };
 

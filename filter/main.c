@@ -173,6 +173,15 @@ run_proxy(struct eng *e, const struct cfg *c, const char *user,
 		proxy_free(p);
 		return 1;
 	}
+	/* The state database, opened after the privilege drop (see
+	 * cmd_daemon). */
+	int opened;
+	struct store *st = store_open_retry(c->db_path, err, sizeof(err),
+	    &opened);
+	if (!opened)
+		log_warn("database unavailable, on_db_error applies until it "
+		    "is back: %s", err);
+	eng_set_store(e, st);
 	if (reload_start(e, o->conf, o->over, o->nover, err, sizeof(err)) != 0)
 		log_warn("%s: reload by signal is not available", err);
 	log_info("mxwarden %s starting: SMTP proxy to %s", MXW_VERSION,
@@ -183,6 +192,10 @@ run_proxy(struct eng *e, const struct cfg *c, const char *user,
 		*keep_eng = 1;
 	}
 	proxy_free(p);
+	if (!*keep_eng) {
+		eng_set_store(e, NULL);
+		store_close(st);
+	}
 	return rc;
 }
 
@@ -226,8 +239,13 @@ cmd_daemon(const struct opts *o, int proxy_mode)
 		rc = 1;
 		goto out;
 	}
-	if ((st = store_open(db, err, sizeof(err))) == NULL)
-		log_warn("database unavailable, history is not recorded: %s", err);
+	/* A database that cannot be opened now is retried by the store;
+	 * meanwhile the state checks apply on_db_error. */
+	int opened;
+	st = store_open_retry(db, err, sizeof(err), &opened);
+	if (!opened)
+		log_warn("database unavailable, on_db_error applies until it "
+		    "is back: %s", err);
 	eng_set_store(e, st);
 	if (reload_start(e, o->conf, o->over, o->nover, err, sizeof(err)) != 0)
 		log_warn("%s: reload by signal is not available", err);

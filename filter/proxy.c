@@ -54,6 +54,7 @@ struct proxy {
 	int		 max_per_ip;
 	char		*upstreams;	/* proxy_trusted_upstreams */
 	struct proxy_tls *tls;
+	struct proxy_tls *be_tls;	/* proxy_backend_tls = yes */
 	struct eng	*eng;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 idle;
@@ -189,6 +190,9 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 	if (cfg->tls_cert_file[0] != '\0' &&
 	    (p->tls = proxy_tls_new(cfg, err, errlen)) == NULL)
 		goto fail;
+	if (cfg->proxy_backend_tls &&
+	    (p->be_tls = proxy_tls_client_new(err, errlen)) == NULL)
+		goto fail;
 	if (cfg->proxy_listen_tls[0] != '\0' && p->tls == NULL) {
 		str_fmt(err, errlen, "proxy_listen_tls needs tls_cert_file");
 		goto fail;
@@ -217,6 +221,7 @@ proxy_free(struct proxy *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle);
 	proxy_tls_free(p->tls);
+	proxy_tls_free(p->be_tls);
 	free(p->upstreams);
 	free(p->sess_fd);
 	free(p->sess_ip);
@@ -317,6 +322,7 @@ proxy_accept(struct proxy *p, size_t li)
 	}
 	proxy_sockaddr_ip((struct sockaddr *)&j->ss, ip, sizeof(ip), &port);
 	j->conn.tls = p->tls;
+	j->conn.be_tls = p->be_tls;
 	j->conn.implicit_tls = p->ltls[li];
 	j->conn.upstream = p->upstreams[0] != '\0' &&
 	    proxy_ip_in_list(ip, p->upstreams) == 1;

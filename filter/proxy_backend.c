@@ -258,6 +258,8 @@ proxy_backend_parse_ehlo(struct proxy_backend *b, const struct proxy_reply *r)
 			b->caps |= PB_CAP_ENHANCED;
 		else if (strcasecmp(l, "SMTPUTF8") == 0)
 			b->caps |= PB_CAP_SMTPUTF8;
+		else if (strcasecmp(l, "STARTTLS") == 0)
+			b->caps |= PB_CAP_STARTTLS;
 		else if (strncasecmp(l, "SIZE", 4) == 0 &&
 		    (l[4] == '\0' || l[4] == ' ')) {
 			b->caps |= PB_CAP_SIZE;

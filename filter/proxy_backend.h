@@ -24,6 +24,7 @@
 #define PB_CAP_SMTPUTF8		0x10
 #define PB_CAP_XCLIENT		0x20
 #define PB_CAP_AUTH		0x40
+#define PB_CAP_STARTTLS		0x80
 
 struct proxy_reply {
 	int		 code;		/* 100..599 */

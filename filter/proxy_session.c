@@ -236,25 +236,35 @@ proxy_sess_backend_rset(struct proxy_sess *s)
 
 /* ---- connection set-up ---- */
 
+/* proxy_sess_be_ehlo - our own EHLO to the backend; -1 after the 421. */
+static int
+proxy_sess_be_ehlo(struct proxy_sess *s, const char *what)
+{
+	char cmd[300];
+
+	str_fmt(cmd, sizeof(cmd), "EHLO %s", s->cfg->hostname);
+	if (proxy_sess_cmd(s, cmd, what) != 0)
+		return -1;
+	if (s->r.code != 250) {
+		proxy_sess_backend_fail(s, what, "EHLO refused");
+		return -1;
+	}
+	proxy_backend_parse_ehlo(&s->be, &s->r);
+	return 0;
+}
+
 /* proxy_sess_xclient - tell a Postfix backend the real client before the
  * client's own HELO/EHLO is relayed. Fails closed: a backend that does
  * not take XCLIENT would see every client as the proxy itself. */
 static int
 proxy_sess_xclient(struct proxy_sess *s, const char *proto, const char *helo)
 {
-	char line[PROXY_CMD_LINE_MAX], cmd[300];
+	char line[PROXY_CMD_LINE_MAX];
 	const char *name = s->t->iprev == CHK_PASS ? s->t->iprev_name : NULL;
 
 	if (!s->be_ehlo) {
-		str_fmt(cmd, sizeof(cmd), "EHLO %s", s->cfg->hostname);
-		if (proxy_sess_cmd(s, cmd, "EHLO (for XCLIENT)") != 0)
+		if (proxy_sess_be_ehlo(s, "EHLO (for XCLIENT)") != 0)
 			return -1;
-		if (s->r.code != 250) {
-			proxy_sess_backend_fail(s, "EHLO (for XCLIENT)",
-			    "EHLO refused");
-			return -1;
-		}
-		proxy_backend_parse_ehlo(&s->be, &s->r);
 		s->be_ehlo = 1;
 	}
 	if (proxy_backend_xclient_line(&s->be, line, sizeof(line),
@@ -273,6 +283,41 @@ proxy_sess_xclient(struct proxy_sess *s, const char *proto, const char *helo)
 		return -1;
 	}
 	s->xclient_done = 1;
+	return 0;
+}
+
+/* proxy_sess_backend_starttls - proxy_backend_tls = yes: TLS before
+ * anything about the client is said (XCLIENT comes after). Required:
+ * no STARTTLS offered or a failed handshake is a backend failure. */
+static int
+proxy_sess_backend_starttls(struct proxy_sess *s)
+{
+	char err[256], version[32], cipher[128];
+
+	if (proxy_sess_be_ehlo(s, "EHLO (for STARTTLS)") != 0)
+		return -1;
+	if (!(s->be.caps & PB_CAP_STARTTLS)) {
+		proxy_sess_backend_fail(s, "STARTTLS", "backend offers no STARTTLS");
+		return -1;
+	}
+	if (proxy_sess_cmd(s, "STARTTLS", "STARTTLS") != 0)
+		return -1;
+	if (s->r.code != 220 || proxy_io_pending(&s->be.io) != 0) {
+		proxy_sess_backend_fail(s, "STARTTLS", s->r.code != 220 ?
+		    "STARTTLS refused" : "data after its 220");
+		return -1;
+	}
+	if (proxy_tls_connect(s->conn->be_tls, &s->be.io,
+	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
+		proxy_sess_backend_fail(s, "STARTTLS", err);
+		return -1;
+	}
+	proxy_tls_info(&s->be.io, version, sizeof(version), cipher, sizeof(cipher));
+	log_info("%s proxy: %s TLS to backend %s: %s %s", SID(s), s->peer,
+	    s->be.name, version, cipher);
+	if (proxy_sess_be_ehlo(s, "EHLO (after STARTTLS)") != 0)
+		return -1;
+	s->be_ehlo = 1;
 	return 0;
 }
 
@@ -314,6 +359,8 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		proxy_sess_backend_fail(s, "greeting", err);
 		return -1;
 	}
+	if (s->conn->be_tls != NULL)
+		return proxy_sess_backend_starttls(s);
 	return 0;
 }
 
@@ -1153,7 +1200,7 @@ static int
 proxy_sess_upstream(struct proxy_sess *s, char *ip, size_t iplen, int *port)
 {
 	struct proxy_pp_addr a;
-	char err[200];
+	char err[200] = "header incomplete after 32 reads";
 	size_t n, used;
 	int r;
 

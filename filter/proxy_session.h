@@ -14,6 +14,7 @@ struct proxy_tls;
 /* What the listener knows about a connection before the session runs. */
 struct proxy_conn {
 	struct proxy_tls	*tls;		/* NULL: no TLS configured */
+	struct proxy_tls	*be_tls;	/* NULL: plain to the backend */
 	int			 implicit_tls;	/* accepted on proxy_listen_tls */
 	int			 upstream;	/* from proxy_trusted_upstreams:
 						 * a PROXY header comes first */

@@ -8,6 +8,9 @@
  * implicit-TLS listener; from then on proxy_io.c reads and writes
  * through the SSL object, which the io owns and frees.
  *
+ * proxy_tls_client_new()/proxy_tls_connect() are the same for the
+ * backend side (proxy_backend_tls = yes).
+ *
  * Security: TLS renegotiation is refused (a client could otherwise
  * restart the handshake mid-session); compression is off (CRIME);
  * versions below tls_min_version are refused. The session cache is off:
@@ -113,22 +116,45 @@ proxy_tls_free(struct proxy_tls *tls)
 	free(tls);
 }
 
-int
-proxy_tls_accept(struct proxy_tls *tls, struct proxy_io *io, int timeout_ms,
-    char *err, size_t errlen)
+struct proxy_tls *
+proxy_tls_client_new(char *err, size_t errlen)
+{
+	struct proxy_tls *tls = xcalloc(1, sizeof(*tls));
+
+	ERR_clear_error();
+	if ((tls->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION) != 1) {
+		proxy_tls_err(err, errlen, "backend TLS context");
+		proxy_tls_free(tls);
+		return NULL;
+	}
+	/* XXX no verification: see proxy_backend_tls in mxwarden.conf(5). */
+	SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return tls;
+}
+
+/* proxy_tls_handshake - either side's handshake with bounded waits. */
+static int
+proxy_tls_handshake(struct proxy_tls *tls, struct proxy_io *io, int server,
+    int timeout_ms, char *err, size_t errlen)
 {
 	SSL *ssl;
 	int r;
 
 	if (proxy_io_pending(io) != 0)
-		PANIC("proxy_tls_accept: input pending before the handshake");
+		PANIC("proxy_tls_handshake: input pending before the handshake");
 	ERR_clear_error();
 	if ((ssl = SSL_new(tls->ctx)) == NULL || SSL_set_fd(ssl, io->fd) != 1) {
 		proxy_tls_err(err, errlen, "SSL_new");
 		SSL_free(ssl);
 		return -1;
 	}
-	for (int rounds = 0; (r = SSL_accept(ssl)) != 1; rounds++) {
+	for (int rounds = 0; (r = server ? SSL_accept(ssl) : SSL_connect(ssl)) != 1;
+	    rounds++) {
 		int e = SSL_get_error(ssl, r);
 		struct pollfd p = { .fd = io->fd };
 		int pr;
@@ -153,6 +179,20 @@ proxy_tls_accept(struct proxy_tls *tls, struct proxy_io *io, int timeout_ms,
 	}
 	io->ssl = ssl;
 	return 0;
+}
+
+int
+proxy_tls_accept(struct proxy_tls *tls, struct proxy_io *io, int timeout_ms,
+    char *err, size_t errlen)
+{
+	return proxy_tls_handshake(tls, io, 1, timeout_ms, err, errlen);
+}
+
+int
+proxy_tls_connect(struct proxy_tls *tls, struct proxy_io *io, int timeout_ms,
+    char *err, size_t errlen)
+{
+	return proxy_tls_handshake(tls, io, 0, timeout_ms, err, errlen);
 }
 
 void

@@ -22,6 +22,15 @@ struct proxy_tls;
 struct proxy_tls *proxy_tls_new(const struct cfg *cfg, char *err, size_t errlen);
 void	proxy_tls_free(struct proxy_tls *tls);
 
+/* proxy_tls_client_new - the context for TLS to the backend: TLS 1.2 or
+ * later, no certificate verification. NULL with a reason in err. */
+struct proxy_tls *proxy_tls_client_new(char *err, size_t errlen);
+
+/* proxy_tls_connect - the client handshake on io (the backend side),
+ * as proxy_tls_accept. */
+int	proxy_tls_connect(struct proxy_tls *tls, struct proxy_io *io,
+	    int timeout_ms, char *err, size_t errlen);
+
 /*
  * proxy_tls_accept - the server handshake on io, each wait bounded by
  * timeout_ms. io's input buffer must be empty (the caller discards what

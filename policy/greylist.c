@@ -66,7 +66,7 @@ greylist_passed(struct txn *t, struct store *s, const char *key,
 enum verdict_action
 chk_greylist_rcpt(struct txn *t, struct store *s, struct verdict *v)
 {
-	time_t now = time(NULL), created, expires;
+	time_t now = state_now(), created, expires;
 	char net[80], key[1200], val[16], reply[160];
 	long delay = grey_param(t, "delay", GREYLIST_DELAY);
 	int rc;

@@ -37,7 +37,7 @@ enum verdict_action
 chk_harvest_blocked(struct txn *t, struct store *s, enum txn_event ev,
     struct verdict *v)
 {
-	time_t now = time(NULL);
+	time_t now = state_now();
 	char why[64];
 	int err, b;
 
@@ -68,7 +68,7 @@ enum verdict_action
 chk_harvest_bad_rcpt(struct txn *t, struct store *s, const char *rcpt,
     struct verdict *v)
 {
-	time_t now = time(NULL);
+	time_t now = state_now();
 	long threshold = harvest_param(t, "threshold", HARVEST_THRESHOLD);
 	long n;
 	int err;

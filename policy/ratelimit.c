@@ -86,7 +86,7 @@ chk_ratelimit_run(struct txn *t, struct store *s, enum txn_event ev,
 {
 	const struct rules *r = eng_rules(t);
 	size_t n = rules_ratelimit_count(r);
-	time_t now = time(NULL);
+	time_t now = state_now();
 	int exempt = -1;
 
 	memset(v, 0, sizeof(*v));

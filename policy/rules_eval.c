@@ -571,6 +571,7 @@ rules_lint(const struct rules *r, char *out, size_t outlen)
 		}
 	}
 	pcre2_match_data_free(md);
+	n += rules_lint_unreachable(r, &b);
 	if (outlen > 0)
 		str_copy(out, b.data ? b.data : "", outlen);
 	buf_free(&b);

@@ -83,4 +83,10 @@ struct rules {
 const char	*rules_target_name(enum rules_target t);
 enum rules_stage rules_target_stage(enum rules_target t);
 
+struct buf;
+/* rules_lint_unreachable (rules_lint.c) - warnings for rules that a
+ * whitelist or an accept rule shadows, one "file:line: warning: ..."
+ * line each into b; returns how many. */
+int		 rules_lint_unreachable(const struct rules *r, struct buf *b);
+
 #endif

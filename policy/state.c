@@ -4,12 +4,14 @@
  * symbol and the on_db_error outcome.
  *
  * Called by relay.c, harvest.c, ratelimit.c and greylist.c from the
- * engine's threads. Owns nothing; thread-safe.
+ * engine's threads. Owns nothing but the test clock skew (one atomic
+ * long, 0 outside unit tests); thread-safe.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "config.h"
 #include "engine.h"
@@ -18,6 +20,20 @@
 #include "state.h"
 #include "store.h"
 #include "util.h"
+
+static long state_skew;
+
+time_t
+state_now(void)
+{
+	return time(NULL) + __atomic_load_n(&state_skew, __ATOMIC_RELAXED);
+}
+
+void
+state_clock_skew(long secs)
+{
+	__atomic_add_fetch(&state_skew, secs, __ATOMIC_RELAXED);
+}
 
 void
 state_net_key(const char *ip, char *out, size_t outlen)

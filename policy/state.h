@@ -16,6 +16,13 @@
 
 struct store;
 
+/* state_now - the time the state checks use: time(NULL), plus the skew
+ * unit tests set with state_clock_skew() to move through windows
+ * without sleeping (always 0 in the daemons). */
+time_t	 state_now(void);
+/* state_clock_skew - add secs to state_now() (tests only; atomic). */
+void	 state_clock_skew(long secs);
+
 /* state_net_key - the client's /24 (IPv4) or /64 (IPv6) as
  * "192.0.2.0/24" / "2001:db8:1:2::/64"; the address itself when it
  * does not parse. */

@@ -3,7 +3,8 @@
 # with a certificate, the session reset after it, plaintext injected
 # after STARTTLS discarded), implicit TLS (465-style listener), the key
 # read before the privilege drop, tls_min_version, and AUTH relayed to
-# a backend only inside TLS.
+# a backend only inside TLS; STARTTLS to the backend
+# (proxy_backend_tls = yes, a second Postfix port with TLS).
 #
 # Backends: a private Postfix (XCLIENT authorized) relaying to
 # smtp-sink for delivery; for AUTH a scripted backend
@@ -153,6 +154,45 @@ if [ "$rc" != 0 ] && grep -q 'tls_key_file' "$MXW_RUN/t9/log"; then
 	ok "unusable key: proxy refuses to start, says why"
 else
 	not_ok "unusable key: proxy refuses to start, says why" "rc=$rc" "$(cat "$MXW_RUN/t9/log")"
+fi
+
+# ---- TLS to the backend ----
+TLSPF_PORT=$(free_port)
+cat >>"$PF_CONF/master.cf" <<EOM
+$TLSPF_PORT inet n - n - - smtpd
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_cert_file=$MXW_RUN/tls/cert.pem
+  -o smtpd_tls_key_file=$MXW_RUN/tls/key.pem
+  -o smtpd_tls_received_header=yes
+tlsmgr unix - - n 1000? 1 tlsmgr
+EOM
+PATH=$PATH:/usr/sbin postfix -c "$PF_CONF" reload >/dev/null 2>&1
+if wait_port "$TLSPF_PORT" 20 &&
+	start_proxy t3 "127.0.0.1:$TLSPF_PORT" "proxy_backend_tls = yes"; then
+	n0=$(count_sink)
+	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
+	like "$r" '^250 2\.0\.0 Ok: queued as ' "proxy_backend_tls: Postfix over TLS accepts"
+	if wait_delivered $((n0 + 1)); then
+		d=$(delivered_file $((n0 + 1)))
+		like "$(header_of "$d" Received 2)" 'using TLSv1\.[23] with cipher' \
+			"proxy_backend_tls: the backend's Received shows TLS"
+		like "$(header_of "$d" Received 2)" 'from client\.test \(.*127\.0\.0\.5\]' \
+			"proxy_backend_tls: XCLIENT after STARTTLS names the real client"
+	else
+		not_ok "proxy_backend_tls: message delivered"
+	fi
+	grep -q 'TLS to backend 127\.0\.0\.1:[0-9]*: TLSv1\.[23] ' "$MXW_RUN/t3/mxwarden.log" &&
+		ok "TLS to the backend logged" || not_ok "TLS to the backend logged"
+else
+	not_ok "proxy with TLS to a Postfix TLS port starts"
+fi
+if start_proxy t4 "127.0.0.1:$SMTP_PORT" "proxy_backend_tls = yes"; then
+	out=$(smtpc "$PROXY_PORT" send:'QUIT\r\n' drain)
+	like "$out" '^421 4\.4\.2 ' "proxy_backend_tls, backend without STARTTLS: 421"
+	grep -q 'backend offers no STARTTLS' "$MXW_RUN/t4/mxwarden.log" &&
+		ok "backend without STARTTLS: logged" || not_ok "backend without STARTTLS: logged"
+else
+	not_ok "proxy with TLS to a plain backend starts"
 fi
 
 # ---- AUTH through TLS to a scripted backend ----

@@ -130,6 +130,41 @@ is "$rc" 0 "configtest accepts rules with warnings"
 like "$out" "lint.rules:1: warning: rule EMPTY: pattern /x\*/ matches the empty string" "lint: empty match"
 like "$out" "lint.rules:2: warning: meta M1 uses unknown symbol NO_SUCH_SYMBOL" "lint: unknown meta symbol"
 
+# Lint: rules unreachable after a whitelist (warnings, exit 0).
+cat >"$MXW_RUN/wl.rules" <<'RULES'
+list whitelist_clients 10.0.0.0/8 2001:db8::/32
+list blacklist_clients 10.1.2.3 192.0.2.1 2001:db8:1::/48
+list partners .partner.example
+list partner_subs x@a.partner.example mail.partner.example
+list lan 10.20.0.0/16
+list wan 10.20.0.0/16 192.0.2.0/24
+rule WL_PARTNER from in:partners action accept
+rule FROM_SUB   from in:partner_subs score 2
+rule LAN_HIT    client_ip in:lan score 1
+rule WAN_HIT    client_ip in:wan score 1
+rule WL_HELO    helo /^trusted\.example$/ action accept
+rule HELO_SAME  helo /^trusted\.example$/ score 1
+rule HELO_OTHER helo /^other\.example$/ score 1
+rule WL_ALL     subject /x*/ action accept
+rule BODY_AFTER body /viagra/ score 3
+RULES
+out=$("$MXW" configtest -c "$conf" -o "local_rules_file=$MXW_RUN/wl.rules" 2>&1); rc=$?
+is "$rc" 0 "configtest accepts shadowed rules with warnings"
+like "$out" "wl.rules:2: warning: blacklist_clients entry 10\.1\.2\.3 is unreachable: whitelist_clients entry 10\.0\.0\.0/8 \([^)]*wl.rules:1\) accepts those clients first" \
+	"lint: blacklist_clients entry inside whitelist_clients"
+like "$out" "blacklist_clients entry 2001:db8:1::/48 is unreachable" "lint: the same for IPv6"
+unlike "$out" "entry 192\.0\.2\.1 is unreachable" "lint: an entry outside the whitelist is reachable"
+like "$out" "wl.rules:8: warning: rule FROM_SUB is unreachable: every message it matches is accepted first by rule WL_PARTNER" \
+	"lint: list rule inside an earlier accept rule's list"
+like "$out" "wl.rules:9: warning: rule LAN_HIT is unreachable: every client in list lan is in whitelist_clients" \
+	"lint: client_ip list rule inside whitelist_clients"
+unlike "$out" "rule WAN_HIT is unreachable" "lint: a list partly outside the whitelist is reachable"
+like "$out" "wl.rules:12: warning: rule HELO_SAME is unreachable: every message it matches is accepted first by rule WL_HELO" \
+	"lint: same pattern after an accept rule"
+unlike "$out" "rule HELO_OTHER is unreachable" "lint: another pattern after an accept rule is reachable"
+like "$out" "wl.rules:14: warning: rule WL_ALL accepts every message that has a subject: 1 rule\(s\) evaluated after it never decide" \
+	"lint: an accept rule that matches everything"
+
 # Reload through the pid file: the daemon takes a good rule set and
 # refuses a broken one (the old one stays).
 port=$(free_port)

@@ -104,6 +104,43 @@ test_addr_domain_ok(void **state)
 	assert_false(addr_domain_ok("exa$mple.org"));
 }
 
+/* addr_is_routed: the recipient forms that have opened relays. */
+static void
+test_addr_is_routed(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 routed;
+	} t[] = {
+		{ "<user@example.org>", 0 },
+		{ "<\"user\"@example.org>", 0 },
+		{ "<\"first last\"@example.org>", 0 },
+		{ "<USER@Example.ORG.>", 0 },
+		{ "<user%other.example@example.org>", 1 },
+		{ "<\"user%other.example\"@example.org>", 1 },
+		{ "<\"user@other.example\"@example.org>", 1 },
+		{ "<other.example!user@example.org>", 1 },
+		{ "<\"other.example!user\"@example.org>", 1 },
+		{ "<@example.org:user@other.example>", 1 },
+		{ "<@a.example,@b.example:user@example.org>", 1 },
+	};
+	struct addr a;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (addr_parse(t[i].in, &a) != ADDR_OK)
+			fail_msg("%s: does not parse", t[i].in);
+		if (addr_is_routed(&a) != t[i].routed)
+			fail_msg("%s: routed %d, expected %d", t[i].in,
+			    !t[i].routed, t[i].routed);
+	}
+	/* Two '@' and literals are refused or flagged by the parser. */
+	assert_int_not_equal(addr_parse("<user@other.example@example.org>", &a),
+	    ADDR_OK);
+	assert_int_equal(addr_parse("<user@[127.0.0.1]>", &a), ADDR_OK);
+	assert_true(a.literal);
+}
+
 int
 main(void)
 {
@@ -111,6 +148,7 @@ main(void)
 		cmocka_unit_test(test_addr_table),
 		cmocka_unit_test(test_addr_limits),
 		cmocka_unit_test(test_addr_domain_ok),
+		cmocka_unit_test(test_addr_is_routed),
 	};
 	return cmocka_run_group_tests_name("addr", tests, NULL, NULL);
 }

@@ -21,6 +21,8 @@ start_proxy() {
 	shift 2
 	mkdir -p "$run"
 	chmod 755 "$run"
+	# The proxy opens its database (db_path in $run) as user nobody.
+	chown nobody "$run"
 	[ -f "$MXW_RUN/unbound.conf" ] && cp "$MXW_RUN/unbound.conf" "$run/"
 	printf '%s\n' "${PROXY_RULES:-}" >"$run/local.rules"
 	PROXY_PORT=$(free_port) || return 1
