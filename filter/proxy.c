@@ -20,7 +20,8 @@
  *
  * Thread safety: the session table is guarded by a mutex; the accept
  * loop is the only thread touching the listeners. SIGTERM, SIGINT and
- * SIGHUP are blocked in every thread and read through a signalfd here.
+ * SIGHUP are blocked in every thread and read through a signalfd here;
+ * SIGHUP is handed to the reload thread as SIGUSR1.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -406,10 +407,12 @@ proxy_run(struct proxy *p, struct eng *e, char *err, size_t errlen)
 			struct signalfd_siginfo si;
 
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				if (si.ssi_signo == SIGHUP)
-					log_info("proxy: SIGHUP: reload is not"
-					    " supported yet, ignored");
-				else
+				if (si.ssi_signo == SIGHUP) {
+					/* The reload thread (filter/reload.c)
+					 * waits for SIGUSR1; hand it over. */
+					log_info("proxy: SIGHUP: reloading");
+					kill(getpid(), SIGUSR1);
+				} else
 					stop = 1;
 			}
 		}

@@ -74,6 +74,20 @@ r=$("$PY" "$SEND" one "$PROXY_PORT" 127.0.0.1 198.51.100.5 mail.sender.test \
 	carol@mx.sender.test bob@local.test "$f" proxy)
 is "$r" "eom 550 5.7.1 Marked NEW_PROXY_RULE" "proxy reload: the new rule rejects the next message"
 
+# SIGHUP reloads the proxy too (SPEC §4): a second rule, signalled so.
+echo 'rule HUP_PROXY_RULE body /proxymarker/ action reject "550 5.7.1 Hup %{symbol}"' \
+	>>"$MXW_RUN/p1/local.rules"
+sed -i '/NEW_PROXY_RULE/d' "$MXW_RUN/p1/local.rules"
+reloads=$(grep -c 'reload: new configuration' "$LOG")
+kill -HUP "$PROXY_PID"
+for ((i = 0; i < 100; i++)); do
+	[ "$(grep -c 'reload: new configuration' "$LOG")" -gt "$reloads" ] && break
+	sleep 0.1
+done
+r=$("$PY" "$SEND" one "$PROXY_PORT" 127.0.0.1 198.51.100.5 mail.sender.test \
+	carol@mx.sender.test bob@local.test "$f" proxy)
+is "$r" "eom 550 5.7.1 Hup HUP_PROXY_RULE" "proxy reload: SIGHUP loads the new rule set"
+
 stop_pid "$PROXY_PID" 20
 is "$MXW_STOP_STATUS" 0 "proxy stops cleanly on SIGTERM"
 if grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' "$LOG" >/dev/null; then
