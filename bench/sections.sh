@@ -407,3 +407,152 @@ bench_rules_callgrind() {
 	w=$(bench_cg_total "$RUN/cgr-whole")
 	out "   whole process with 1000 rules (compilation included): ${w:--} instructions"
 }
+
+# ---- 5. proxy throughput (issue 3) and 6. state cost (issue 5) ----
+
+# bench_proxy NAME RULES - an `mxwarden proxy` (user nobody, log level
+# info, the test configuration: every check on) in $RUN/NAME in front
+# of the sink; RULES become its local.rules. Sets PX_PORT_NAME, PX_PID_NAME.
+bench_proxy() {
+	local name=$1 dir=$RUN/$1 port i pid
+	mkdir -p "$dir"
+	chown nobody "$dir"
+	ln -sf "$RUN/unbound.conf" "$dir/unbound.conf"
+	printf '%s\n' "$2" >"$dir/local.rules"
+	port=$(free_port) || return 1
+	mxw_write_conf "$dir" "$(free_port)" "proxy_listen = 127.0.0.1:$port" \
+		"proxy_backend = 127.0.0.1:$SINK_PORT" "proxy_backend_forward = none" \
+		"proxy_max_per_ip = 1000" "proxy_max_connections = 2000" "user = nobody"
+	sed -i 's/^log_level = .*/log_level = info/' "$dir/mxwarden.conf"
+	"$BENCH_MXW" proxy -f -c "$dir/mxwarden.conf" >>"$dir/mxwarden.log" 2>&1 &
+	pid=$!
+	mxw_track_pid "$pid"
+	printf -v "PX_PORT_$name" '%s' "$port"
+	printf -v "PX_PID_$name" '%s' "$pid"
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "bench: proxy $name did not start" >&2
+	tail -20 "$dir/mxwarden.log" >&2
+	return 1
+}
+
+# bench_px_round PORT MSGS SESSIONS LOG - one timed smtp-source run to
+# PORT; prints msg/s, or fails on any SMTP error.
+bench_px_round() {
+	local secs
+	secs=$(bench_source "$1" "$2" "$3" "$4") || return 1
+	awk -v n="$2" -v s="$secs" 'BEGIN { printf "%.2f\n", n / s }'
+}
+
+# bench_ab LABEL_A PORT_A LABEL_B PORT_B SESSIONS - BENCH_PROXY_ROUNDS
+# rounds of A and B back to back (the first alternating); rows for
+# both and the per-round ratio B/A; BENCH_AB_RATIO gets its median.
+bench_ab() {
+	local la=$1 pa=$2 lb=$3 pb=$4 s=$5 r x ra rb
+	local -a a=() b=() ratio=()
+	for ((r = 1; r <= BENCH_PROXY_ROUNDS; r++)); do
+		ra= rb=
+		for x in $( ((r % 2)) && echo A B || echo B A); do
+			if [ "$x" = A ]; then
+				ra=$(bench_px_round "$pa" "$BENCH_PROXY_MSGS" "$s" \
+					"$RUN/px-source.log") ||
+					{ bench_fail "$la, -s $s, round $r: $(tail -2 "$RUN/px-source.log")"; ra=; }
+			else
+				rb=$(bench_px_round "$pb" "$BENCH_PROXY_MSGS" "$s" \
+					"$RUN/px-source.log") ||
+					{ bench_fail "$lb, -s $s, round $r: $(tail -2 "$RUN/px-source.log")"; rb=; }
+			fi
+		done
+		[ -n "$ra" ] && a+=("$ra")
+		[ -n "$rb" ] && b+=("$rb")
+		[ -n "$ra" ] && [ -n "$rb" ] && ratio+=("$(awk -v x="$rb" -v y="$ra" \
+			'BEGIN { printf "%.3f\n", x / y }')")
+	done
+	bench_row "msg/s, $la, -s $s" msg/s "${a[@]}"
+	bench_row "msg/s, $lb, -s $s" msg/s "${b[@]}"
+	bench_row "ratio $lb / $la, -s $s" x "${ratio[@]}"
+	BENCH_AB_RATIO=$(printf '%s\n' "${ratio[@]}" | bench_stats | cut -d' ' -f1)
+}
+
+# bench_px_warm PORT - a warm-up run (DNS answers cached, threads up)
+bench_px_warm() {
+	bench_px_round "$1" 40 4 "$RUN/px-source.log" >/dev/null ||
+		bench_fail "warm-up through port $1 failed: $(tail -2 "$RUN/px-source.log")"
+}
+
+# bench_target NAME VALUE MIN - a line saying whether VALUE reached MIN
+bench_target() {
+	if [ "$2" = - ] || [ -z "$2" ]; then
+		out "   $1: no figure"
+	elif awk -v v="$2" -v m="$3" 'BEGIN { exit !(v >= m) }'; then
+		out "   $1: median $2, target >= $3: met"
+	else
+		out "   $1: median $2, target >= $3: NOT met"
+	fi
+}
+
+bench_proxy_tp() {
+	local s
+	out "5. Proxy throughput: smtp-source straight to smtp-sink against" \
+		"   smtp-source -> mxwarden proxy (every check, default rules, no rate" \
+		"   limits) -> smtp-sink; $BENCH_PROXY_MSGS messages per round (one per" \
+		"   connection, corpus/rsa.eml), $BENCH_PROXY_ROUNDS rounds per setup, after a warm-up"
+	if [ -z "${PX_PORT_px:-}" ]; then
+		bench_proxy px "" || { bench_fail "the proxy does not start"; out ""; return; }
+	fi
+	bench_px_warm "$SINK_PORT"
+	bench_px_warm "$PX_PORT_px"
+	for s in $BENCH_PROXY_CONC; do
+		bench_ab direct "$SINK_PORT" proxy "$PX_PORT_px" "$s"
+		bench_target "proxy / direct at -s $s" "$BENCH_AB_RATIO" 0.8
+	done
+	out "   proxy: RSS $(bench_rss_kb "$PX_PID_px") KiB, threads $(
+		bench_threads "$PX_PID_px"), fds $(bench_fds "$PX_PID_px") after the rounds;" \
+		"   log problems: $(bench_px_errors px)" ""
+	[ "$(bench_px_errors px)" = 0 ] || bench_fail "proxy px logged errors or refusals"
+}
+
+# bench_px_errors NAME - refusals, tempfails and backend failures in the
+# log of proxy NAME
+bench_px_errors() {
+	grep -cE 'proxy: .* (tempfail|reject) [45][0-9][0-9]|BACKEND FAILURE|TEMPERROR|STATE_DB_ERROR' \
+		"$RUN/$1/mxwarden.log" 2>/dev/null
+}
+
+bench_state() {
+	local rules k n
+	rules='harvest threshold 1000000
+harvest window 1h
+harvest block 1h'
+	for k in ip net sender sender_domain conn_per_ip; do
+		rules="$rules
+ratelimit bench_$k $k 1000000000/1h"
+	done
+	rules="$rules
+ratelimit bench_msg_per_conn msg_per_conn 1000
+ratelimit bench_rcpt_per_msg rcpt_per_msg 1000"
+	out "6. State cost: transactions per second through the proxy at" \
+		"   smtp-source -s $BENCH_STATE_SESSIONS, state off (no rate limits, harvest" \
+		"   threshold 0: only the block lookup and the history row) against state on" \
+		"   (7 rate limits: ip, net, sender, sender_domain, conn_per_ip," \
+		"   msg_per_conn, rcpt_per_msg; harvest counting); $BENCH_PROXY_MSGS messages" \
+		"   per round, $BENCH_PROXY_ROUNDS rounds per setup"
+	bench_proxy px0 "harvest threshold 0" &&
+		bench_proxy pxs "$rules" ||
+		{ bench_fail "the proxies for the state cost do not start"; out ""; return; }
+	bench_px_warm "$PX_PORT_px0"
+	bench_px_warm "$PX_PORT_pxs"
+	bench_ab "state off" "$PX_PORT_px0" "state on" "$PX_PORT_pxs" "$BENCH_STATE_SESSIONS"
+	bench_target "state on / state off" "$BENCH_AB_RATIO" 0.9
+	n=$(sqlite3 "$RUN/pxs/mxwarden.db" \
+		"SELECT count(*) FROM counters WHERE kind LIKE 'rate:bench_%'" 2>/dev/null)
+	out "   state on: ${n:-?} rate counters live in its database; log problems: $(
+		bench_px_errors pxs)" ""
+	[ "${n:-0}" -ge 5 ] || bench_fail "the state-on proxy kept no rate counters"
+	for n in px0 pxs; do
+		[ "$(bench_px_errors $n)" = 0 ] || bench_fail "proxy $n logged errors or refusals"
+	done
+}

@@ -155,11 +155,17 @@ proxy_msg_eval(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp,
 
 		txn_add_header(t, m->f[i].name, val);
 		free(val);
-		if (eng_event(t, TXN_EV_HEADER, v) != VERDICT_CONTINUE)
+		/* An accepted (whitelisted) transaction still gives every
+		 * header to the engine: forged ones are removed at EOM. */
+		if (eng_event(t, TXN_EV_HEADER, v) != VERDICT_CONTINUE &&
+		    v->action != VERDICT_ACCEPT)
 			return v->action;
 	}
-	if (eng_event(t, TXN_EV_EOH, v) != VERDICT_CONTINUE)
+	if (eng_event(t, TXN_EV_EOH, v) != VERDICT_CONTINUE &&
+	    v->action != VERDICT_ACCEPT)
 		return v->action;
+	if (v->action == VERDICT_ACCEPT)
+		return eng_event(t, TXN_EV_EOM, v);
 	chunk = xmalloc(PROXY_MSG_CHUNK);
 	for (off = m->body_off; off < sp->len; off += (size_t)r) {
 		r = proxy_spool_read(sp, off, chunk, PROXY_MSG_CHUNK);

@@ -65,6 +65,7 @@
 #include "proxy_spool.h"
 #include "proxy_tls.h"
 #include "proxy_verb.h"
+#include "state.h"
 #include "txn.h"
 #include "util.h"
 
@@ -536,6 +537,15 @@ proxy_cmd_mail(struct proxy_sess *s, const char *arg)
 		proxy_sess_enter(s, PS_MAIL);
 }
 
+/* proxy_rcpt_unknown - a backend's RCPT reply that means "no such
+ * recipient" (RFC 5321 550, 551, 553), counted for harvest control; 554
+ * (policy, relay denied) and other 5xx are not. */
+static int
+proxy_rcpt_unknown(int code)
+{
+	return code == 550 || code == 551 || code == 553;
+}
+
 static void
 proxy_cmd_rcpt(struct proxy_sess *s, const char *arg)
 {
@@ -568,6 +578,17 @@ proxy_cmd_rcpt(struct proxy_sess *s, const char *arg)
 	str_fmt(cmd, sizeof(cmd), "RCPT TO:<%s>", addr);
 	if (proxy_sess_cmd(s, cmd, "RCPT") != 0)
 		return;
+	if (proxy_rcpt_unknown(s->r.code)) {
+		/* Harvest control: the backend does not know this recipient;
+		 * past the threshold the verdict (421) replaces its answer. */
+		state_drop_last_rcpt(s->t);
+		if (eng_bad_rcpt(s->t, addr, &v) != VERDICT_CONTINUE &&
+		    proxy_sess_decide(s, &v, 0)) {
+			if (strcmp(v.rcode, "421") == 0)
+				proxy_sess_enter(s, PS_CLOSING);
+			return;
+		}
+	}
 	proxy_sess_relay(s);
 	if (s->r.code / 100 == 2) {
 		s->nrcpt++;

@@ -92,7 +92,8 @@ authres_build(const struct txn *t, const char *authserv_id)
 
 	buf_init(&b, AR_MAX);
 	authres_value(&b, authserv_id);
-	if (t->client_ip != NULL) {
+	if (t->client_ip != NULL && t->iprev != CHK_NONE) {
+		/* RFC 8601 iprev has no "none": omitted when not evaluated. */
 		ar_sep(&b);
 		buf_printf(&b, "iprev=%s", chk_res_name(t->iprev));
 		ar_comment(&b, t->iprev_name);

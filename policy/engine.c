@@ -550,6 +550,43 @@ eng_bad_rcpt(struct txn *t, const char *rcpt, struct verdict *v)
 	return a;
 }
 
+/* eng_accept - accept without further checks, for this message (1) or
+ * the whole connection (2); fills v. */
+static void
+eng_accept(struct txn *t, struct verdict *v, const char *by, int scope)
+{
+	char sym[64];
+
+	str_copy(sym, by, sizeof(sym));
+	memset(v, 0, sizeof(*v));
+	v->action = VERDICT_ACCEPT;
+	str_copy(v->symbol, sym, sizeof(v->symbol));
+	t->accepted = scope;
+	str_copy(t->accepted_by, sym, sizeof(t->accepted_by));
+}
+
+/*
+ * eng_event_accepted - every stage of an accepted transaction answers
+ * accept at once (whitelists short-circuit); the end of the message
+ * removes forged headers, adds ours from what was checked, and logs.
+ */
+static enum verdict_action
+eng_event_accepted(struct txn *t, enum txn_event ev, struct verdict *v)
+{
+	int set;
+	double add = rules_threshold(t->snap->rules, RT_ADD_HEADER, &set, NULL);
+
+	v->action = VERDICT_ACCEPT;
+	str_copy(v->symbol, t->accepted_by, sizeof(v->symbol));
+	if (ev != TXN_EV_EOM)
+		return VERDICT_ACCEPT;
+	eng_score(t);
+	eng_headers(t, 0, set ? add : -1);
+	t->verdict = *v;
+	eng_log(t, "eom", v);
+	return VERDICT_ACCEPT;
+}
+
 enum verdict_action
 eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 {
@@ -558,6 +595,8 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 	enum verdict_action a = VERDICT_CONTINUE;
 
 	memset(v, 0, sizeof(*v));
+	if (t->accepted)
+		return eng_event_accepted(t, ev, v);
 	switch (ev) {
 	case TXN_EV_CONNECT:
 		t->client_internal = rules_list_has_ip(t->snap->rules,
@@ -566,8 +605,7 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 			return a;
 		if (t->client_internal) {
 			/* Trust comes from internal_networks only. */
-			v->action = VERDICT_ACCEPT;
-			str_copy(v->symbol, "INTERNAL_CLIENT", sizeof(v->symbol));
+			eng_accept(t, v, "INTERNAL_CLIENT", 2);
 			log_info("%s: [%s]:%d internal client: not checked", t->id,
 			    t->client_ip, t->client_port);
 			return VERDICT_ACCEPT;
@@ -584,8 +622,7 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 		if ((a = eng_state(t, ev, v)) != VERDICT_CONTINUE)
 			return a;
 		if (t->auth_user != NULL) {
-			v->action = VERDICT_ACCEPT;
-			str_copy(v->symbol, "AUTHENTICATED", sizeof(v->symbol));
+			eng_accept(t, v, "AUTHENTICATED", 1);
 			log_info("%s: [%s]:%d authenticated as %s: not checked",
 			    t->id, t->client_ip, t->client_port, t->auth_user);
 			return VERDICT_ACCEPT;
@@ -620,7 +657,12 @@ eng_event(struct txn *t, enum txn_event ev, struct verdict *v)
 		return a;
 	}
 	a = eng_decide_symbols(t, 0, v);
-	if (a != VERDICT_CONTINUE) {
+	if (a == VERDICT_ACCEPT) {
+		/* A whitelist: no further checks; the end of the message
+		 * still gets its headers and its log line. */
+		eng_accept(t, v, v->symbol, ev == TXN_EV_CONNECT ||
+		    ev == TXN_EV_HELO ? 2 : 1);
+	} else if (a != VERDICT_CONTINUE) {
 		eng_score(t);
 		t->verdict = *v;
 		eng_log(t, eng_stage_name(ev), v);
@@ -633,6 +675,11 @@ eng_body(struct txn *t, const unsigned char *data, size_t len,
     struct verdict *v)
 {
 	memset(v, 0, sizeof(*v));
+	if (t->accepted) {
+		v->action = VERDICT_ACCEPT;
+		str_copy(v->symbol, t->accepted_by, sizeof(v->symbol));
+		return VERDICT_ACCEPT;
+	}
 	t->body_bytes += len;
 	chk_dkim_body(t->eng->dkim, t, data, len);
 	if (t->mime != NULL)

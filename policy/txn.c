@@ -304,6 +304,10 @@ txn_clear_message(struct txn *t)
 	t->score = 0;
 	memset(&t->verdict, 0, sizeof(t->verdict));
 	t->logged = 0;
+	if (t->accepted == 1) {
+		t->accepted = 0;
+		t->accepted_by[0] = '\0';
+	}
 }
 
 /* txn_clear_all - free every field (the engine frees the struct). */

@@ -177,6 +177,9 @@ struct txn {
 	size_t		 nhdrop;
 	struct verdict	 verdict;	/* the last decision */
 	int		 logged;	/* summary line written for this message */
+	int		 accepted;	/* accepted without further checks: 1 this
+					 * message, 2 the whole connection */
+	char		 accepted_by[64]; /* the deciding symbol */
 	long long	 t_start_us;	/* for the summary log line */
 };
 

@@ -396,7 +396,7 @@ start_postfix() {
 	_pf_subst "$tmpl/master.cf.in" "$milter" >"$PF_CONF/master.cf"
 	: >"$run/postfix.log"
 	mxw_on_exit "stop_postfix '$PF_QUEUE'"
-	PATH=$PATH:/usr/sbin postfix -c "$PF_CONF" start >"$run/postfix-start.log" 2>&1 || {
+	PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" start >"$run/postfix-start.log" 2>&1 || {
 		echo "start_postfix: postfix start failed:" >&2
 		cat "$run/postfix-start.log" >&2; return 1; }
 	wait_port "$SMTP_PORT" 20 || {

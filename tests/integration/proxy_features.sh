@@ -41,7 +41,7 @@ fi
 HA_PORT=$(free_port)
 echo "$HA_PORT inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy" \
 	>>"$PF_CONF/master.cf"
-PATH=$PATH:/usr/sbin postfix -c "$PF_CONF" reload >/dev/null 2>&1
+PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" reload >/dev/null 2>&1
 if wait_port "$HA_PORT" 20; then
 	ok "Postfix listens with smtpd_upstream_proxy_protocol = haproxy"
 else

@@ -166,7 +166,7 @@ $TLSPF_PORT inet n - n - - smtpd
   -o smtpd_tls_received_header=yes
 tlsmgr unix - - n 1000? 1 tlsmgr
 EOM
-PATH=$PATH:/usr/sbin postfix -c "$PF_CONF" reload >/dev/null 2>&1
+PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" reload >/dev/null 2>&1
 if wait_port "$TLSPF_PORT" 20 &&
 	start_proxy t3 "127.0.0.1:$TLSPF_PORT" "proxy_backend_tls = yes"; then
 	n0=$(count_sink)

@@ -6,6 +6,10 @@
 #   args ARGS...        the check options (--ip, --helo, --from, --rcpt)
 #   has SYM...          symbols that must be present
 #   not SYM...          symbols that must be absent
+#   skipped SYM...      absent here: the check stops at the decision
+#                       (the milter and proxy suites ignore it: those
+#                       front ends run the checks on to the end of the
+#                       message for the header edits)
 #   score SYM N         the symbol's score
 #   action ACT          the final action;  stage STAGE  where it was decided
 #   spam yes|no         whether X-Spam-Flag is added (add_header)
@@ -45,7 +49,7 @@ for line in open(sys.argv[2]):
     k, rest = w[0], w[1:]
     if k == "has":
         errs += ["missing " + s for s in rest if s not in syms]
-    elif k == "not":
+    elif k in ("not", "skipped"):
         errs += ["unexpected %s (%s)" % (s, syms[s].get("detail")) for s in rest if s in syms]
     elif k == "score":
         got = syms.get(rest[0], {}).get("score")

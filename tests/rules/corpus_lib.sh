@@ -13,6 +13,9 @@
 #       has / not      -> in the delivered X-Spam-Status tests= list, or,
 #                         for a refused message, in LOG's summary line;
 #       score SYM N    -> from LOG's summary line (one decimal there);
+#       skipped SYM    -> not tested here (see rules.sh): after an
+#                         accept these front ends still run the checks
+#                         to the end of the message;
 #       spam yes|no    -> X-Spam-Flag of the delivered message.
 #   "args" gives --ip, --helo, --from, --rcpt as for `mxwarden check`.
 

@@ -254,6 +254,24 @@ test_internal_client_accepted(void **state)
 	txn_set_client(t, "10.1.2.3", 1234, NULL);
 	assert_int_equal(eng_event(t, TXN_EV_CONNECT, &v), VERDICT_ACCEPT);
 	assert_true(t->client_internal);
+	/* Accepted: no further checks, every stage answers accept, and the
+	 * end of the message still removes a forged Authentication-Results. */
+	txn_set_helo(t, "bogus");
+	assert_int_equal(eng_event(t, TXN_EV_HELO, &v), VERDICT_ACCEPT);
+	txn_set_mail(t, "<a@nope.example>");
+	assert_int_equal(eng_event(t, TXN_EV_MAIL, &v), VERDICT_ACCEPT);
+	assert_false(txn_has_symbol(t, "SENDER_NXDOMAIN"));
+	assert_false(txn_has_symbol(t, "HELO_NOT_FQDN"));
+	txn_add_header(t, "Authentication-Results", " mx.test.example; spf=pass");
+	assert_int_equal(eng_event(t, TXN_EV_HEADER, &v), VERDICT_ACCEPT);
+	assert_int_equal(eng_event(t, TXN_EV_EOM, &v), VERDICT_ACCEPT);
+	assert_string_equal(v.symbol, "INTERNAL_CLIENT");
+	assert_false(txn_has_symbol(t, "DKIM_NONE"));
+	assert_non_null(find_op(t, TXN_HDR_DELETE, "Authentication-Results", 0));
+	/* The next message of the connection is accepted too. */
+	eng_txn_reset(t);
+	txn_set_mail(t, "<b@nope.example>");
+	assert_int_equal(eng_event(t, TXN_EV_MAIL, &v), VERDICT_ACCEPT);
 	eng_txn_free(t);
 }
 

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# proxy_faults.sh - the SMTP proxy when the backend or the client fails
+# mid-transaction: what the client got and what the backend received
+# (nothing lost: the client never gets 250 for a message the backend
+# did not accept; nothing duplicated: the proxy never sends a message
+# twice).
+#
+# Part 1: a scripted backend (proxy/fault_backend.py), for faults a real
+#         MTA cannot be made to show: it drops the connection at DATA,
+#         after the message, at RCPT; answers 451 or 554 to DATA, 451
+#         to the final dot; never answers the final dot. After a
+#         refusal the same session's next transaction must go through.
+#         A client vanishing in DATA: the backend never sees DATA.
+# Part 2: a real Postfix (XCLIENT authorized) relaying to smtp-sink: a
+#         client that disconnects mid-DATA after a first message in the
+#         same session; the first arrives once, the second never, and
+#         no spool file is left behind.
+set -u
+. "$(dirname "$0")/lib.sh"
+MXW_SUITE=proxy_faults
+
+[ "$(id -u)" = 0 ] || skip_all "needs root (the proxy drops to user nobody)"
+for t in postfix smtp-sink; do
+	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
+		skip_all "$t not installed (contrib/install-deps.sh test)"
+done
+[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
+[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_rundir
+. "$MXW_TOP/tests/integration/proxy/common.sh"
+
+# codes OUTPUT - smtpc's final reply codes; a reset after the server
+# closed counts as EOF.
+codes() { printf '%s\n' "$1" | grep -E '^[0-9]{3} |^EOF|^TIMEOUT|^OSERROR' |
+	sed -E 's/^([0-9]{3}) .*/\1/; s/^OSERROR.*/EOF/' | tr '\n' ' '; }
+
+if ! start_dns "$MXW_RUN"; then
+	not_ok "test DNS starts"; done_testing
+fi
+
+# ---- part 1: the scripted backend ----
+FB=$MXW_RUN/fb
+mkdir -p "$FB"
+FB_PORT=$(free_port)
+/usr/bin/python3 "$PROXY_HELPERS/fault_backend.py" "$FB_PORT" "$FB" >"$FB/stderr" 2>&1 &
+FB_PID=$!
+mxw_track_pid "$FB_PID"
+if ! wait_port "$FB_PORT" 10; then
+	not_ok "scripted backend listens" "$(cat "$FB/stderr")"; done_testing
+fi
+mkdir -p "$MXW_RUN/spool1"
+chown nobody "$MXW_RUN/spool1"
+if start_proxy f1 "127.0.0.1:$FB_PORT" "proxy_backend_forward = none" \
+	"proxy_backend_timeout = 5s" "proxy_backend_data_timeout = 3s" \
+	"proxy_spool_dir = $MXW_RUN/spool1"; then
+	ok "proxy starts in front of the scripted backend"
+else
+	not_ok "proxy starts in front of the scripted backend" \
+		"$(tail -20 "$MXW_RUN/f1/mxwarden.log")"
+	done_testing
+fi
+P1=$PROXY_PORT
+
+# fb_mark - remember where the backend's log ends now.
+fb_mark() { FB_L0=$(wc -l <"$FB/log" 2>/dev/null || echo 0); }
+# fb_new REGEX - how many log lines since fb_mark match REGEX.
+fb_new() {
+	local i
+	# Let the backend's thread log its close first (bounded).
+	for ((i = 0; i < 30; i++)); do
+		tail -n +$((FB_L0 + 1)) "$FB/log" 2>/dev/null | grep -q '^close ' && break
+		sleep 0.1
+	done
+	tail -n +$((FB_L0 + 1)) "$FB/log" 2>/dev/null | grep -cE "$1"
+}
+
+# txn SUBJECT - the steps of one transaction (MAIL to the final dot).
+txn() {
+	printf '%s\n' send:'MAIL FROM:<a@mx.sender.test>\r\n' reply \
+		send:'RCPT TO:<u@local.test>\r\n' reply send:'DATA\r\n' reply \
+		send:"From: <a@mx.sender.test>\\r\\nTo: <u@local.test>\\r\\nSubject: $1\\r\\n\\r\\nbody of $1\\r\\n.\\r\\n" reply
+}
+
+# fault MODE NAME WANT_CODES WANT_MSGS [SECOND] - one session against the
+# backend in MODE: EHLO, a transaction with subject NAME, and (SECOND)
+# a second transaction NAME-2 in the same session. Asserts the client's
+# reply codes and how many messages the backend read (WANT_MSGS: of
+# NAME, then of NAME-2).
+fault() {
+	local mode=$1 name=$2 want=$3 msgs=$4 second=${5:-} steps out
+	echo "$mode" >"$FB/mode"
+	fb_mark
+	mapfile -t steps < <(txn "$name")
+	[ -n "$second" ] && mapfile -t -O ${#steps[@]} steps < <(txn "$name-2")
+	out=$(smtpc "$P1" send:'EHLO client.test\r\n' reply "${steps[@]}" \
+		send:'QUIT\r\n' drain)
+	is "$(codes "$out")" "$want" "$mode: the client's replies"
+	printf '%s\n' "$out" >"$FB/client.$mode"
+	local got
+	got=$(fb_new "^msg [0-9]+ [0-9]+ $name\$")
+	[ -n "$second" ] && got="$got $(fb_new "^msg [0-9]+ [0-9]+ $name-2\$")"
+	is "$got" "$msgs" "$mode: the backend read the message(s) $msgs time(s)"
+	FB_OUT=$out
+}
+
+# The baseline: no fault, one message, once.
+fault ok base "220 250 250 250 354 250 221 EOF " 1
+like "$FB_OUT" '250 2\.0\.0 Ok: queued as F[0-9]+' "ok: the client gets the backend's own 250"
+m=$(ls "$FB"/msg.* 2>/dev/null | head -1)
+if [ -n "$m" ]; then
+	like "$(header_of "$m" Authentication-Results)" '^mx\.mxw\.test;' \
+		"ok: the backend's copy carries the proxy's Authentication-Results"
+	is "$(grep -c '^body of base' "$m")" 1 "ok: the backend's copy has the body once"
+else
+	not_ok "ok: the backend wrote the message"
+fi
+
+# Connection dropped when DATA is sent: 421, nothing read.
+fault drop-data dropdata "220 250 250 250 354 421 EOF " 0
+like "$FB_OUT" '421 4\.4\.2 ' "drop-data: 421 4.4.2 (try again later)"
+# Dropped after the message, before any reply: 421; the backend read
+# it once (no resend), and the client was not told 250.
+fault drop-dot dropdot "220 250 250 250 354 421 EOF " 1
+unlike "$FB_OUT" '^250 2\.0\.0' "drop-dot: no 250 for the message"
+# 451 and 554 to DATA: the backend's reply passed on; the session goes
+# on and the next transaction is delivered once.
+fault data-451 data451 "220 250 250 250 354 451 250 250 354 250 221 EOF " "0 1" second
+like "$FB_OUT" '451 4\.3\.0 Error: scripted DATA failure' "data-451: the backend's own 451 text"
+fault data-554 data554 "220 250 250 250 354 554 250 250 354 250 221 EOF " "0 1" second
+like "$FB_OUT" '554 5\.5\.1 Error: scripted DATA refusal' "data-554: the backend's own 554 text"
+# 451 to the final dot: passed on; read once, not resent; the next
+# transaction goes through.
+fault dot-451 dot451 "220 250 250 250 354 451 250 250 354 250 221 EOF " "1 1" second
+like "$FB_OUT" '451 4\.3\.0 Error: scripted failure at end of data' "dot-451: the backend's own 451 text"
+# No answer to the final dot: 421 after proxy_backend_data_timeout.
+t0=$SECONDS
+fault dot-stall dotstall "220 250 250 250 354 421 EOF " 1
+like "$((SECONDS - t0))" '^([0-9]|1[0-9])$' "dot-stall: the client is answered within 20 s (data timeout 3 s)"
+# Connection dropped at RCPT: 421 there.
+fault drop-rcpt droprcpt "220 250 250 421 EOF " 0
+
+# The client vanishes in DATA: the message was never sent on.
+echo ok >"$FB/mode"
+fb_mark
+out=$(smtpc "$P1" send:'EHLO client.test\r\n' reply send:'MAIL FROM:<a@mx.sender.test>\r\n' reply \
+	send:'RCPT TO:<u@local.test>\r\n' reply send:'DATA\r\n' reply \
+	send:'Subject: vanish\r\n\r\nhalf a mess')
+is "$(codes "$out")" "220 250 250 250 354 " "client vanishing in DATA: got 354, then left"
+is "$(fb_new '^cmd [0-9]+ DATA$')/$(fb_new '^msg ')" "0/0" \
+	"client vanishing in DATA: the backend never saw DATA nor any message"
+is "$(fb_new '^close ')" 1 "client vanishing in DATA: the backend connection is closed"
+
+# Every message the backend read was read exactly once per session.
+is "$(grep -c '^msg ' "$FB/log")" "$(ls "$FB"/msg.* | wc -l)" "backend log and files agree"
+is "$(find "$MXW_RUN/spool1" -type f | wc -l)" 0 "no spool file left behind"
+stop_pid "$PROXY_PID" 20
+is "$MXW_STOP_STATUS" 0 "proxy (scripted backend) stops cleanly"
+
+# ---- part 2: a real Postfix; the client disconnects mid-DATA ----
+if ! start_sink "$MXW_RUN"; then
+	not_ok "smtp-sink starts"; done_testing
+fi
+PF_EXTRA_MAIN="smtpd_authorized_xclient_hosts = 127.0.0.1"
+if ! start_postfix "$MXW_RUN" ""; then
+	not_ok "backend Postfix starts"; done_testing
+fi
+mkdir -p "$MXW_RUN/spool2"
+chown nobody "$MXW_RUN/spool2"
+if ! start_proxy f2 "127.0.0.1:$SMTP_PORT" "proxy_spool_memory = 1024" \
+	"proxy_spool_dir = $MXW_RUN/spool2"; then
+	not_ok "proxy starts in front of Postfix" "$(tail -20 "$MXW_RUN/f2/mxwarden.log")"
+	done_testing
+fi
+P2=$PROXY_PORT
+
+# A first message, then a second cut off after 4 KB (spooled to a file:
+# proxy_spool_memory = 1024).
+filler=$(printf 'filler line of the cut message ..............................\\r\\n%.0s' $(seq 1 70))
+mapfile -t first < <(txn cutfirst)
+out=$(smtpc "$P2" --ip 127.0.0.7 send:'EHLO client.test\r\n' reply "${first[@]}" \
+	send:'MAIL FROM:<a@mx.sender.test>\r\n' reply send:'RCPT TO:<u@local.test>\r\n' reply \
+	send:'DATA\r\n' reply send:"Subject: cutsecond\\r\\n\\r\\n$filler" sleep:0.5)
+is "$(codes "$out")" "220 250 250 250 354 250 250 250 354 " \
+	"Postfix: first message accepted, second cut in DATA"
+sleep 1
+for ((i = 0; i < 50; i++)); do
+	grep -q 'disconnect from .*127\.0\.0\.7' "$MXW_RUN/postfix.log" && break
+	sleep 0.2
+done
+wait_delivered 1 10
+is "$(count_sink)" 1 "Postfix: exactly one message delivered"
+d=$(delivered_file 1)
+is "$(header_of "$d" Subject)" cutfirst "Postfix: the delivered one is the first"
+is "$(postfix_queue_count)" 0 "Postfix: nothing left in its queue"
+like "$(grep 'disconnect from .*127\.0\.0\.7' "$MXW_RUN/postfix.log" | tail -1)" \
+	' data=1( |$)' "Postfix: it saw DATA once (the cut message was never sent on)"
+is "$(find "$MXW_RUN/spool2" -type f | wc -l)" 0 "the cut message's spool file is removed"
+is "$(grep -c 'cutsecond' "$MXW_RUN/postfix.log")" 0 "Postfix never logged the cut message"
+
+# The proxy still serves after that.
+mapfile -t again < <(txn afterwards)
+out=$(smtpc "$P2" --ip 127.0.0.7 send:'EHLO client.test\r\n' reply "${again[@]}" send:'QUIT\r\n' reply)
+is "$(codes "$out")" "220 250 250 250 354 250 221 " "Postfix: the next session is served"
+wait_delivered 2 10
+is "$(count_sink)" 2 "Postfix: and its message delivered once"
+
+stop_pid "$PROXY_PID" 20
+is "$MXW_STOP_STATUS" 0 "proxy (Postfix) stops cleanly"
+if grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' \
+	"$MXW_RUN/f1/mxwarden.log" "$MXW_RUN/f2/mxwarden.log" >/dev/null; then
+	not_ok "no sanitizer report" "$(grep -h -A10 -E 'Sanitizer|runtime error' \
+		"$MXW_RUN/f1/mxwarden.log" "$MXW_RUN/f2/mxwarden.log" | head -30)"
+else
+	ok "no sanitizer report"
+fi
+done_testing
