@@ -69,7 +69,11 @@ struct store {
 	time_t		 last_prune;
 	time_t		 last_reopen;
 	time_t		 last_log[5];	/* per failure class */
+	int		 batch;		/* inside store_batch_begin/end */
 };
+
+static void store_fail(struct store *s, const char *what, int rc);
+static void store_lock_init(struct store *s);
 
 static const char *const store_migrations[] = {
 #include "migrations.h"
@@ -214,7 +218,7 @@ store_open(const char *path, char *err, size_t errlen)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
 
-	pthread_mutex_init(&s->lock, NULL);
+	store_lock_init(s);
 	s->path = xstrdup(path);
 	s->busy_ms = STORE_BUSY_MS;
 	if (store_connect(s, err, errlen) != 0) {
@@ -224,18 +228,60 @@ store_open(const char *path, char *err, size_t errlen)
 	return s;
 }
 
+/* store_lock_init - recursive: store_batch_begin() holds the lock while
+ * the calls of the batch take it again. */
+static void
+store_lock_init(struct store *s)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
 struct store *
 store_open_retry(const char *path, char *err, size_t errlen, int *opened)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
 
-	pthread_mutex_init(&s->lock, NULL);
+	store_lock_init(s);
 	s->path = xstrdup(path);
 	s->busy_ms = STORE_BUSY_MS;
 	*opened = store_connect(s, err, errlen) == 0;
 	if (!*opened)
 		s->last_reopen = time(NULL);
 	return s;
+}
+
+void
+store_batch_begin(struct store *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->batch = s->db != NULL &&
+	    sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+void
+store_batch_end(struct store *s)
+{
+	if (s == NULL)
+		return;
+	/* The connection may have been reopened after a failure inside
+	 * the batch: commit only a transaction that is still open. */
+	if (s->batch && s->db != NULL && !sqlite3_get_autocommit(s->db)) {
+		int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			store_fail(s, "batch commit", rc);
+			if (s->db != NULL)
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		}
+	}
+	s->batch = 0;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void

@@ -51,6 +51,16 @@ struct store	*store_open_retry(const char *path, char *err, size_t errlen,
 		    int *opened);
 void		 store_close(struct store *s);
 
+/*
+ * store_batch_begin / store_batch_end - group the writes of one stage
+ * into one transaction (one commit instead of one per counter). The
+ * calling thread holds the store in between; the calls of the batch
+ * work as usual. If the transaction cannot start (locked), the writes
+ * commit one by one. s may be NULL.
+ */
+void		 store_batch_begin(struct store *s);
+void		 store_batch_end(struct store *s);
+
 /* store_set_busy_ms - how long a call waits for a lock held by another
  * connection before it fails (default 2000 ms). */
 void		 store_set_busy_ms(struct store *s, int ms);

@@ -80,8 +80,25 @@ ratelimit_hit(struct txn *t, const struct rules_ratelimit *rl, long n,
 	return v->action;
 }
 
+static enum verdict_action ratelimit_run(struct txn *t, struct store *s,
+    enum txn_event ev, struct verdict *v);
+
+/* chk_ratelimit_run - every limit of this stage, counted in one
+ * database transaction. */
 enum verdict_action
 chk_ratelimit_run(struct txn *t, struct store *s, enum txn_event ev,
+    struct verdict *v)
+{
+	enum verdict_action a;
+
+	store_batch_begin(s);
+	a = ratelimit_run(t, s, ev, v);
+	store_batch_end(s);
+	return a;
+}
+
+static enum verdict_action
+ratelimit_run(struct txn *t, struct store *s, enum txn_event ev,
     struct verdict *v)
 {
 	const struct rules *r = eng_rules(t);
