@@ -840,7 +840,7 @@ proxy_cmd_starttls(struct proxy_sess *s)
 	size_t dropped;
 
 	if (s->conn->tls == NULL) {
-		proxy_sess_reply(s, "502 5.5.1 Error: command not implemented");
+		proxy_sess_reply(s, "502 5.5.1 Error: command not supported");
 		return;
 	}
 	if (s->tls_on) {
@@ -1099,7 +1099,7 @@ proxy_sess_dispatch(struct proxy_sess *s)
 		    " it will be tried");
 		break;
 	default:
-		proxy_sess_reply(s, "502 5.5.1 Error: command not implemented");
+		proxy_sess_reply(s, "502 5.5.1 Error: command not supported");
 		break;
 	}
 }

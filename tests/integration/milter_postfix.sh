@@ -88,7 +88,7 @@ part2_accept() {
 	is "$(header_of "$d" Authentication-Results 2)" "other.test; spf=fail" \
 		"stub: A-R of another authserv-id kept"
 	unlike "$(cat "$d")" 'forged\.test' "stub: both forged A-R (any case) removed"
-	is "$(header_of "$d" X-Spam-Status)" "No, score=0.0 required=5.0 tests=STUB" \
+	is "$(header_of "$d" X-Spam-Status)" "No, score=0.0 required=5.0 tests=STUB_ENGINE" \
 		"stub: X-Spam-Status added"
 	like "$(header_of "$d" X-Stub-Seen)" \
 		'^ip=127\.0\.0\.7 port=set name=- helo=client\.test from=<ok@sender\.test> rcpts=1 hdrs=10 ' \
@@ -174,7 +174,7 @@ part2_quarantine_discard() {
 		local d
 		d=$(delivered_file $((before + 1)))
 		is "$(header_of "$d" Subject)" after "stub: the early-accepted message arrived"
-		is "$(header_of "$d" X-Spam-Status)" "No, score=0.0 required=5.0 tests=STUB" \
+		is "$(header_of "$d" X-Spam-Status)" "No, score=0.0 required=5.0 tests=STUB_ENGINE" \
 			"stub: early accept still gets the end-of-message headers"
 	else
 		not_ok "stub: only the accepted one arrives (discards dropped)"

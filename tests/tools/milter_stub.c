@@ -297,7 +297,7 @@ stub_hdrops(struct txn *t)
 	txn_hdrop(t, TXN_HDR_INSERT, "Authentication-Results",
 	    STUB_AUTHSERV ";\n\tstub=pass", 0);
 	txn_hdrop(t, TXN_HDR_ADD, "X-Spam-Status",
-	    "No, score=0.0 required=5.0 tests=STUB", 0);
+	    "No, score=0.0 required=5.0 tests=STUB_ENGINE", 0);
 	seen = xasprintf("ip=%s port=%s name=%s helo=%s from=<%s> rcpts=%zu"
 	    " hdrs=%zu body=%zu auth=%s", t->client_ip,
 	    t->client_port > 0 ? "set" : "0", stub_nn(t->client_name),

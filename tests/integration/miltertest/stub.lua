@@ -39,7 +39,7 @@ check(mt.eom_check(conn, MT_HDRINSERT, "Authentication-Results",
 	" mx.mxw.test;\n\tstub=pass", 0),
 	"our Authentication-Results inserted at the top, with its space")
 check(mt.eom_check(conn, MT_HDRADD, "X-Spam-Status",
-	" No, score=0.0 required=5.0 tests=STUB"), "X-Spam-Status added")
+	" No, score=0.0 required=5.0 tests=STUB_ENGINE"), "X-Spam-Status added")
 local seen = mt.getheader(conn, "X-Stub-Seen", 0) or ""
 check(string.find(seen, "name=client.sendmail.test helo=client.sendmail.test from=<ok@sender.test> rcpts=1 hdrs=5 body=7 auth=alice", 1, true),
 	"engine saw name, HELO, sender, one recipient, headers, body, auth", seen)
