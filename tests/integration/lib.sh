@@ -402,6 +402,12 @@ start_postfix() {
 	wait_port "$SMTP_PORT" 20 || {
 		echo "start_postfix: smtpd does not listen on $SMTP_PORT" >&2
 		tail -20 "$run/postfix.log" >&2; return 1; }
+	# master listens before any smtpd runs; on a loaded machine the first
+	# smtpd can take a while to start. Wait (bounded) for a 220 banner so
+	# the first test does not spend its own timeout on that.
+	wait_banner "$SMTP_PORT" 60 || {
+		echo "start_postfix: no 220 banner on $SMTP_PORT" >&2
+		tail -20 "$run/postfix.log" >&2; return 1; }
 	export SMTP_PORT PF_QUEUE PF_CONF
 }
 
@@ -428,6 +434,19 @@ postfix_hold_count() {
 postfix_queue_count() {
 	find "$PF_QUEUE/incoming" "$PF_QUEUE/active" "$PF_QUEUE/deferred" \
 		"$PF_QUEUE/hold" -type f 2>/dev/null | wc -l
+}
+
+# wait_banner PORT [SECONDS] - until an SMTP server on 127.0.0.1:PORT
+# greets with 220 (each try bounded to 10 s).
+wait_banner() {
+	local port=$1 end=$((SECONDS + ${2:-30})) got
+	while [ $SECONDS -lt $end ]; do
+		got=$(timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port &&
+			head -c 3 <&3 && printf 'QUIT\r\n' >&3" 2>/dev/null)
+		[ "$got" = 220 ] && return 0
+		sleep 0.5
+	done
+	return 1
 }
 
 # ---- mail ----
