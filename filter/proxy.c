@@ -230,14 +230,15 @@ proxy_free(struct proxy *p)
 }
 
 /* proxy_sess_add / proxy_sess_del - the running-session table. Returns
- * 0, or the limit that refused it: 1 total, 2 per IP, 3 stopping. */
+ * 0, or the limit that refused it: 1 total, 2 per IP (only when per_ip
+ * is set), 3 stopping. */
 static int
-proxy_sess_add(struct proxy *p, int fd, const char *ip)
+proxy_sess_add(struct proxy *p, int fd, const char *ip, int per_ip)
 {
 	int rc = 0, same = 0;
 
 	pthread_mutex_lock(&p->lock);
-	for (int i = 0; i < p->nsess; i++)
+	for (int i = 0; per_ip && i < p->nsess; i++)
 		same += strcmp(p->sess_ip[i], ip) == 0;
 	if (p->stopping)
 		rc = 3;
@@ -327,9 +328,11 @@ proxy_accept(struct proxy *p, size_t li)
 	j->conn.implicit_tls = p->ltls[li];
 	j->conn.upstream = p->upstreams[0] != '\0' &&
 	    proxy_ip_in_list(ip, p->upstreams) == 1;
-	/* XXX behind a trusted upstream the per-IP limit counts the
-	 * balancer's address, not the clients' (known before the header). */
-	if ((lim = proxy_sess_add(p, j->fd, ip)) != 0) {
+	/* A trusted upstream (load balancer) carries many clients: the
+	 * per-IP limit does not apply to its own address, only the total.
+	 * XXX the clients' addresses come later, in the PROXY header; a
+	 * per-client limit behind the balancer is not applied yet. */
+	if ((lim = proxy_sess_add(p, j->fd, ip, !j->conn.upstream)) != 0) {
 		if (lim == 2)
 			log_warn("proxy: [%s]:%d PER-IP CONNECTION LIMIT %d"
 			    " reached: 421", ip, port, p->max_per_ip);

@@ -134,10 +134,26 @@ def conn(ip):
     except OSError as e:
         print(ip, 'ERR', e)
     return s
+def quiet(ip):
+    # A trusted upstream gets no banner before its PROXY header: over
+    # the per-IP limit it would get an immediate 421 instead.
+    s = socket.socket()
+    s.settimeout(1.5)
+    s.bind((ip, 0))
+    s.connect(('127.0.0.1', port))
+    try:
+        data = s.recv(4096).decode('latin-1')
+        print(ip, data.split('\r\n')[0][:40] if data else 'CLOSED')
+    except socket.timeout:
+        print(ip, 'WAITING')
+    return s
 held = [conn('127.0.0.10'), conn('127.0.0.10')]
 conn('127.0.0.10').close()
 conn('127.0.0.11').close()
 for s in held:
+    s.close()
+lb = [quiet('127.0.0.9') for _ in range(3)]
+for s in lb:
     s.close()
 PYEOF
 )
@@ -146,6 +162,9 @@ like "$(printf '%s\n' "$out" | sed -n 3p)" '^127\.0\.0\.10 421 4\.7\.0 ' \
 like "$(printf '%s\n' "$out" | sed -n 1,2p | tr '\n' ' ')" '^127\.0\.0\.10 220 .*127\.0\.0\.10 220 ' \
 	"the first two connections get the banner"
 like "$(printf '%s\n' "$out" | sed -n 4p)" '^127\.0\.0\.11 220 ' "another IP meanwhile: 220"
+is "$(printf '%s\n' "$out" | sed -n 5,7p | tr '\n' ' ')" \
+	"127.0.0.9 WAITING 127.0.0.9 WAITING 127.0.0.9 WAITING " \
+	"a trusted upstream is not held to the per-IP limit (3 connections, limit 2)"
 grep -q 'PER-IP CONNECTION LIMIT 2' "$LOG1" && ok "per-IP limit logged" ||
 	not_ok "per-IP limit logged"
 
