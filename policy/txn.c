@@ -207,13 +207,19 @@ txn_header_get(const struct txn *t, const char *name, int n)
 	return NULL;
 }
 
-int
-txn_has_symbol(const struct txn *t, const char *name)
+const char *
+txn_symbol_detail(const struct txn *t, const char *name)
 {
 	for (size_t i = 0; i < t->nsym; i++)
 		if (strcmp(t->sym[i].name, name) == 0)
-			return 1;
-	return 0;
+			return t->sym[i].detail ? t->sym[i].detail : "";
+	return NULL;
+}
+
+int
+txn_has_symbol(const struct txn *t, const char *name)
+{
+	return txn_symbol_detail(t, name) != NULL;
 }
 
 /* Connection-level symbols are those added before any MAIL FROM. */

@@ -203,6 +203,9 @@ void	 txn_add_header(struct txn *t, const char *name, const char *value);
  * ignored). detail may be NULL. */
 void	 txn_symbol(struct txn *t, const char *name, const char *detail);
 int	 txn_has_symbol(const struct txn *t, const char *name);
+/* txn_symbol_detail - the symbol's detail ("" when it has none), or NULL
+ * when the symbol is not there. */
+const char *txn_symbol_detail(const struct txn *t, const char *name);
 
 /* txn_hdrop - queue a header edit. */
 void	 txn_hdrop(struct txn *t, enum txn_hdrop_kind kind, const char *name,

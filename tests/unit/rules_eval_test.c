@@ -36,14 +36,6 @@ load(const char *text)
 	return r;
 }
 
-static const char *
-detail(const struct txn *t, const char *name)
-{
-	for (size_t i = 0; i < t->nsym; i++)
-		if (strcmp(t->sym[i].name, name) == 0)
-			return t->sym[i].detail ? t->sym[i].detail : "";
-	return NULL;
-}
 
 static const char rules_text[] =
     "list bad_senders *@spam.example .evil.example @exact.example\n"
@@ -84,21 +76,21 @@ test_eval_targets(void **state)
 	txn_set_client(&t, "192.0.2.9", 25, NULL);
 	t.iprev_name = strdup("host1.dyn.example");
 	rules_eval(r, &t, RS_CONNECT, NULL, NULL);
-	assert_non_null(detail(&t, "R_IP"));
-	assert_string_equal(detail(&t, "R_NAME"), "client_name \".dyn.example\"");
-	assert_null(detail(&t, "BLACKLIST_CLIENT"));
+	assert_non_null(txn_symbol_detail(&t, "R_IP"));
+	assert_string_equal(txn_symbol_detail(&t, "R_NAME"), "client_name \".dyn.example\"");
+	assert_null(txn_symbol_detail(&t, "BLACKLIST_CLIENT"));
 	txn_set_helo(&t, "LOCALHOST");
 	rules_eval(r, &t, RS_HELO, NULL, NULL);
-	assert_non_null(detail(&t, "R_HELO"));
+	assert_non_null(txn_symbol_detail(&t, "R_HELO"));
 	txn_set_mail(&t, "<x@Spam.example>");
 	rules_eval(r, &t, RS_MAIL, NULL, NULL);
-	assert_non_null(detail(&t, "R_FROM"));
+	assert_non_null(txn_symbol_detail(&t, "R_FROM"));
 	txn_add_rcpt(&t, "<user@local.example>");
 	rules_eval(r, &t, RS_RCPT, NULL, NULL);
-	assert_null(detail(&t, "R_RCPT"));
+	assert_null(txn_symbol_detail(&t, "R_RCPT"));
 	txn_add_rcpt(&t, "<spamtrap@local.example>");
 	rules_eval(r, &t, RS_RCPT, NULL, NULL);
-	assert_non_null(detail(&t, "R_RCPT"));
+	assert_non_null(txn_symbol_detail(&t, "R_RCPT"));
 
 	add_hdr(&t, "From", " =?UTF-8?Q?Pay_Pal?= <service@a.evil.example>");
 	add_hdr(&t, "Subject", " =?iso-8859-1?Q?You_have_w?= =?iso-8859-1?Q?on?=");
@@ -114,19 +106,19 @@ test_eval_targets(void **state)
 	mime_finish(m);
 	rules_eval(r, &t, RS_EOM, m, NULL);
 	rules_eval_meta(r, &t);
-	assert_string_equal(detail(&t, "R_SUBJ"), "subject \"You have won\"");
-	assert_non_null(detail(&t, "R_XM"));
-	assert_non_null(detail(&t, "R_ANY"));
-	assert_non_null(detail(&t, "R_FH"));
-	assert_non_null(detail(&t, "R_FH_LIST"));
-	assert_string_equal(detail(&t, "R_BODY"), "body \"send bitcoin to\"");
-	assert_non_null(detail(&t, "R_RAW"));
-	assert_non_null(detail(&t, "R_ATT"));
-	assert_non_null(detail(&t, "R_ATT_TYPE"));
-	assert_non_null(detail(&t, "R_SLASH"));
-	assert_non_null(detail(&t, "M_BOTH"));
-	assert_null(detail(&t, "M_NOT"));
-	assert_null(detail(&t, "RULES_LIMIT"));
+	assert_string_equal(txn_symbol_detail(&t, "R_SUBJ"), "subject \"You have won\"");
+	assert_non_null(txn_symbol_detail(&t, "R_XM"));
+	assert_non_null(txn_symbol_detail(&t, "R_ANY"));
+	assert_non_null(txn_symbol_detail(&t, "R_FH"));
+	assert_non_null(txn_symbol_detail(&t, "R_FH_LIST"));
+	assert_string_equal(txn_symbol_detail(&t, "R_BODY"), "body \"send bitcoin to\"");
+	assert_non_null(txn_symbol_detail(&t, "R_RAW"));
+	assert_non_null(txn_symbol_detail(&t, "R_ATT"));
+	assert_non_null(txn_symbol_detail(&t, "R_ATT_TYPE"));
+	assert_non_null(txn_symbol_detail(&t, "R_SLASH"));
+	assert_non_null(txn_symbol_detail(&t, "M_BOTH"));
+	assert_null(txn_symbol_detail(&t, "M_NOT"));
+	assert_null(txn_symbol_detail(&t, "RULES_LIMIT"));
 	/* Rule symbols carry the rule's score. */
 	assert_true(rules_score(r, "R_BODY") == 4.0);
 	assert_non_null(rules_action(r, "R_HELO"));
@@ -170,26 +162,26 @@ test_whitelist_needs_auth(void **state)
 	(void)state;
 	txn_set_client(&t, "198.51.100.7", 25, NULL);
 	rules_eval(r, &t, RS_CONNECT, NULL, NULL);
-	assert_non_null(detail(&t, "BLACKLIST_CLIENT"));
+	assert_non_null(txn_symbol_detail(&t, "BLACKLIST_CLIENT"));
 	/* Envelope on the list, SPF not pass: not whitelisted. */
 	txn_set_mail(&t, "friend@good.example");
 	t.spf.res = CHK_FAIL;
 	rules_eval(r, &t, RS_MAIL, NULL, NULL);
-	assert_null(detail(&t, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&t, "WHITELIST_FROM"));
 	/* Forged From on the list, no DKIM: not whitelisted. */
 	add_hdr(&t, "From", " <boss@www.trusted.example>");
 	rules_eval(r, &t, RS_EOM, NULL, NULL);
-	assert_null(detail(&t, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&t, "WHITELIST_FROM"));
 	/* DKIM pass by another domain: still not. */
 	struct txn_dkim_sig sig = { .res = CHK_PASS, .domain = "other.example" };
 	t.dkim = &sig;
 	t.ndkim = 1;
 	rules_eval(r, &t, RS_EOM, NULL, NULL);
-	assert_null(detail(&t, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&t, "WHITELIST_FROM"));
 	/* DKIM pass by the From domain's parent: whitelisted. */
 	sig.domain = "trusted.example";
 	rules_eval(r, &t, RS_EOM, NULL, NULL);
-	assert_non_null(strstr(detail(&t, "WHITELIST_FROM"), "DKIM pass"));
+	assert_non_null(strstr(txn_symbol_detail(&t, "WHITELIST_FROM"), "DKIM pass"));
 	t.dkim = NULL;
 	t.ndkim = 0;
 	txn_clear_all(&t);
@@ -201,7 +193,7 @@ test_whitelist_needs_auth(void **state)
 	u.spf.domain = strdup("good.example");
 	u.spf.identity = strdup("mailfrom");
 	rules_eval(r, &u, RS_MAIL, NULL, NULL);
-	assert_non_null(strstr(detail(&u, "WHITELIST_FROM"), "SPF pass"));
+	assert_non_null(strstr(txn_symbol_detail(&u, "WHITELIST_FROM"), "SPF pass"));
 	txn_clear_all(&u);
 	rules_free(r);
 }
@@ -232,10 +224,10 @@ test_pcre_limit(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	double secs = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 	assert_true(secs < 2.0);
-	assert_null(detail(&t, "CATA"));
-	assert_null(detail(&t, "CATA2"));
-	assert_non_null(detail(&t, "RULES_LIMIT"));
-	assert_non_null(strstr(detail(&t, "RULES_LIMIT"), "limit"));
+	assert_null(txn_symbol_detail(&t, "CATA"));
+	assert_null(txn_symbol_detail(&t, "CATA2"));
+	assert_non_null(txn_symbol_detail(&t, "RULES_LIMIT"));
+	assert_non_null(strstr(txn_symbol_detail(&t, "RULES_LIMIT"), "limit"));
 	mime_free(m);
 	free(v);
 	txn_clear_all(&t);
@@ -275,29 +267,29 @@ test_dnsbl(void **state)
 	struct txn t = { 0 };
 	txn_set_client(&t, "192.0.2.9", 25, NULL);
 	rules_eval(r, &t, RS_CONNECT, NULL, d);
-	assert_non_null(detail(&t, "DNSBL_ZEN"));
-	assert_non_null(detail(&t, "DNSWL_WL"));
+	assert_non_null(txn_symbol_detail(&t, "DNSBL_ZEN"));
+	assert_non_null(txn_symbol_detail(&t, "DNSWL_WL"));
 	for (size_t i = 0; i < t.nsym; i++)
 		if (strcmp(t.sym[i].name, "DNSBL_ZEN") == 0)
 			assert_true(t.sym[i].score == 7.0);	/* both codes */
 	txn_set_mail(&t, "a@bad.example");
 	rules_eval(r, &t, RS_MAIL, NULL, d);
-	assert_non_null(strstr(detail(&t, "RHSBL_DBL"), "sender"));
+	assert_non_null(strstr(txn_symbol_detail(&t, "RHSBL_DBL"), "sender"));
 	txn_clear_all(&t);
 
 	/* NXDOMAIN and a timeout: not listed. */
 	struct txn u = { 0 };
 	txn_set_client(&u, "192.0.2.11", 25, NULL);
 	rules_eval(r, &u, RS_CONNECT, NULL, d);
-	assert_null(detail(&u, "DNSBL_ZEN"));
-	assert_null(detail(&u, "DNSBL_UNHEALTHY"));
+	assert_null(txn_symbol_detail(&u, "DNSBL_ZEN"));
+	assert_null(txn_symbol_detail(&u, "DNSBL_UNHEALTHY"));
 	txn_clear_all(&u);
 
 	/* IPv6 nibbles. */
 	struct txn w = { 0 };
 	txn_set_client(&w, "2001:db8::1", 25, NULL);
 	rules_eval(r, &w, RS_CONNECT, NULL, d);
-	assert_non_null(detail(&w, "DNSBL_ZEN"));
+	assert_non_null(txn_symbol_detail(&w, "DNSBL_ZEN"));
 	txn_clear_all(&w);
 
 	/* A code outside the configured ones: error, not a listing, and
@@ -305,14 +297,14 @@ test_dnsbl(void **state)
 	struct txn x = { 0 };
 	txn_set_client(&x, "192.0.2.10", 25, NULL);
 	rules_eval(r, &x, RS_CONNECT, NULL, d);
-	assert_null(detail(&x, "DNSBL_ZEN"));
-	assert_non_null(strstr(detail(&x, "DNSBL_UNHEALTHY"), "127.255.255.254"));
+	assert_null(txn_symbol_detail(&x, "DNSBL_ZEN"));
+	assert_non_null(strstr(txn_symbol_detail(&x, "DNSBL_UNHEALTHY"), "127.255.255.254"));
 	txn_clear_all(&x);
 	struct txn y = { 0 };
 	txn_set_client(&y, "192.0.2.9", 25, NULL);
 	rules_eval(r, &y, RS_CONNECT, NULL, d);
-	assert_null(detail(&y, "DNSBL_ZEN"));		/* zone unhealthy */
-	assert_non_null(detail(&y, "DNSWL_WL"));	/* others still run */
+	assert_null(txn_symbol_detail(&y, "DNSBL_ZEN"));		/* zone unhealthy */
+	assert_non_null(txn_symbol_detail(&y, "DNSWL_WL"));	/* others still run */
 	txn_clear_all(&y);
 	rules_free(r);
 	dns_free(d);

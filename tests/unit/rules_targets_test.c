@@ -61,14 +61,6 @@ load(const char *text)
 	return load2(text, NULL);
 }
 
-static const char *
-detail(const struct txn *t, const char *name)
-{
-	for (size_t i = 0; i < t->nsym; i++)
-		if (strcmp(t->sym[i].name, name) == 0)
-			return t->sym[i].detail ? t->sym[i].detail : "";
-	return NULL;
-}
 
 /* ---- connect, HELO, MAIL and RCPT targets ---- */
 
@@ -103,13 +95,13 @@ connect_case(const struct rules *r, const char *ip, const char *mta_name,
 		t.iprev_name = strdup(iprev_name);
 	rules_eval(r, &t, RS_CONNECT, NULL, NULL);
 	for (const char *w = want; w != NULL && *w; w += strlen(w) + 1)
-		if (detail(&t, w) == NULL)
+		if (txn_symbol_detail(&t, w) == NULL)
 			fail_msg("%s (%s): %s missing", ip, iprev_name ? iprev_name :
 			    mta_name ? mta_name : "-", w);
 	for (const char *w = nowant; w != NULL && *w; w += strlen(w) + 1)
-		if (detail(&t, w) != NULL)
+		if (txn_symbol_detail(&t, w) != NULL)
 			fail_msg("%s (%s): %s unexpected: %s", ip, iprev_name ?
-			    iprev_name : mta_name ? mta_name : "-", w, detail(&t, w));
+			    iprev_name : mta_name ? mta_name : "-", w, txn_symbol_detail(&t, w));
 	txn_clear_all(&t);
 }
 
@@ -162,15 +154,15 @@ test_envelope_targets(void **state)
 	txn_set_client(&t, "198.51.100.1", 25, NULL);
 	txn_set_helo(&t, "LocalHost");
 	rules_eval(r, &t, RS_HELO, NULL, NULL);
-	assert_non_null(detail(&t, "HELO_RX"));
-	assert_null(detail(&t, "HELO_LIST"));
+	assert_non_null(txn_symbol_detail(&t, "HELO_RX"));
+	assert_null(txn_symbol_detail(&t, "HELO_LIST"));
 	txn_clear_all(&t);
 
 	struct txn h = { 0 };
 	txn_set_helo(&h, "MX1.Helo.Example");
 	rules_eval(r, &h, RS_HELO, NULL, NULL);
-	assert_null(detail(&h, "HELO_RX"));
-	assert_string_equal(detail(&h, "HELO_LIST"),
+	assert_null(txn_symbol_detail(&h, "HELO_RX"));
+	assert_string_equal(txn_symbol_detail(&h, "HELO_LIST"),
 	    "helo MX1.Helo.Example in helos");
 	txn_clear_all(&h);
 
@@ -178,8 +170,8 @@ test_envelope_targets(void **state)
 	struct txn n = { 0 };
 	txn_set_mail(&n, "<>");
 	rules_eval(r, &n, RS_MAIL, NULL, NULL);
-	assert_non_null(detail(&n, "FROM_RX"));
-	assert_null(detail(&n, "FROM_LIST"));
+	assert_non_null(txn_symbol_detail(&n, "FROM_RX"));
+	assert_null(txn_symbol_detail(&n, "FROM_LIST"));
 	txn_clear_all(&n);
 
 	static const char *const in[] = { "Boss@Corp.Example",
@@ -191,16 +183,16 @@ test_envelope_targets(void **state)
 		struct txn m = { 0 };
 		txn_set_mail(&m, in[i]);
 		rules_eval(r, &m, RS_MAIL, NULL, NULL);
-		if (detail(&m, "FROM_LIST") == NULL)
+		if (txn_symbol_detail(&m, "FROM_LIST") == NULL)
 			fail_msg("%s not in senders", in[i]);
-		assert_null(detail(&m, "FROM_RX"));
+		assert_null(txn_symbol_detail(&m, "FROM_RX"));
 		txn_clear_all(&m);
 	}
 	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
 		struct txn m = { 0 };
 		txn_set_mail(&m, out[i]);
 		rules_eval(r, &m, RS_MAIL, NULL, NULL);
-		if (detail(&m, "FROM_LIST") != NULL)
+		if (txn_symbol_detail(&m, "FROM_LIST") != NULL)
 			fail_msg("%s in senders", out[i]);
 		txn_clear_all(&m);
 	}
@@ -209,18 +201,18 @@ test_envelope_targets(void **state)
 	struct txn c = { 0 };
 	txn_add_rcpt(&c, "<bob@other.example>");
 	rules_eval(r, &c, RS_RCPT, NULL, NULL);
-	assert_null(detail(&c, "RCPT_RX"));
-	assert_null(detail(&c, "RCPT_LIST"));
+	assert_null(txn_symbol_detail(&c, "RCPT_RX"));
+	assert_null(txn_symbol_detail(&c, "RCPT_LIST"));
 	txn_add_rcpt(&c, "<bob@sub.local.example>");	/* @domain: exact */
 	rules_eval(r, &c, RS_RCPT, NULL, NULL);
-	assert_null(detail(&c, "RCPT_LIST"));
+	assert_null(txn_symbol_detail(&c, "RCPT_LIST"));
 	txn_add_rcpt(&c, "<bob@LOCAL.example>");
 	rules_eval(r, &c, RS_RCPT, NULL, NULL);
-	assert_non_null(detail(&c, "RCPT_LIST"));
-	assert_null(detail(&c, "RCPT_RX"));
+	assert_non_null(txn_symbol_detail(&c, "RCPT_LIST"));
+	assert_null(txn_symbol_detail(&c, "RCPT_RX"));
 	txn_add_rcpt(&c, "<Abuse@other.example>");
 	rules_eval(r, &c, RS_RCPT, NULL, NULL);
-	assert_non_null(detail(&c, "RCPT_RX"));
+	assert_non_null(txn_symbol_detail(&c, "RCPT_RX"));
 	txn_clear_all(&c);
 	rules_free(r);
 }
@@ -308,19 +300,19 @@ test_eom_targets(void **state)
 	struct mime *m = eom_mime(&t, eom_body);
 	rules_eval(r, &t, RS_EOM, m, NULL);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		if (detail(&t, want[i]) == NULL)
+		if (txn_symbol_detail(&t, want[i]) == NULL)
 			fail_msg("%s missing", want[i]);
 	/* HTML tags are stripped from body; no image attachment; no
 	 * X-Absent header. */
-	assert_null(detail(&t, "BODY_TAG"));
-	assert_null(detail(&t, "ATT_NONE"));
-	assert_null(detail(&t, "H_NONE"));
-	assert_null(detail(&t, "RULES_LIMIT"));
-	assert_string_equal(detail(&t, "H_SECOND"),
+	assert_null(txn_symbol_detail(&t, "BODY_TAG"));
+	assert_null(txn_symbol_detail(&t, "ATT_NONE"));
+	assert_null(txn_symbol_detail(&t, "H_NONE"));
+	assert_null(txn_symbol_detail(&t, "RULES_LIMIT"));
+	assert_string_equal(txn_symbol_detail(&t, "H_SECOND"),
 	    "Received \"from evil.example\"");
-	assert_string_equal(detail(&t, "H_ALL"),
+	assert_string_equal(txn_symbol_detail(&t, "H_ALL"),
 	    "header Reply-To \"Reply-To: <x@freemail.example\"");
-	assert_string_equal(detail(&t, "FH_LIST"),
+	assert_string_equal(txn_symbol_detail(&t, "FH_LIST"),
 	    "from_header service@www.paypal-secure.example in phish_from");
 	mime_free(m);
 	txn_clear_all(&t);
@@ -335,8 +327,8 @@ test_eom_targets(void **state)
 	m = eom_mime(&u, "plain text, unsubscribe later\n");
 	rules_eval(r, &u, RS_EOM, m, NULL);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		if (detail(&u, want[i]) != NULL)
-			fail_msg("%s unexpected: %s", want[i], detail(&u, want[i]));
+		if (txn_symbol_detail(&u, want[i]) != NULL)
+			fail_msg("%s unexpected: %s", want[i], txn_symbol_detail(&u, want[i]));
 	mime_free(m);
 	txn_clear_all(&u);
 	rules_free(r);
@@ -459,10 +451,10 @@ test_builtin_clients(void **state)
 		struct txn t = { 0 };
 		txn_set_client(&t, c[i].ip, 25, NULL);
 		rules_eval(r, &t, RS_CONNECT, NULL, d);
-		const char *w = detail(&t, "WHITELIST_CLIENT");
-		const char *b = detail(&t, "BLACKLIST_CLIENT");
+		const char *w = txn_symbol_detail(&t, "WHITELIST_CLIENT");
+		const char *b = txn_symbol_detail(&t, "BLACKLIST_CLIENT");
 		if (c[i].sym == NULL ? (w || b) :
-		    detail(&t, c[i].sym) == NULL || t.nsym != 1)
+		    txn_symbol_detail(&t, c[i].sym) == NULL || t.nsym != 1)
 			fail_msg("%s: want %s, got %zu symbols (%s)", c[i].ip,
 			    c[i].sym ? c[i].sym : "none", t.nsym,
 			    t.nsym ? t.sym[0].name : "");
@@ -484,16 +476,16 @@ test_blacklist_from(void **state)
 	/* Envelope sender at MAIL. */
 	txn_set_mail(&t, "<a@Spam.example>");
 	rules_eval(r, &t, RS_MAIL, NULL, NULL);
-	assert_string_equal(detail(&t, "BLACKLIST_FROM"), "sender a@spam.example");
+	assert_string_equal(txn_symbol_detail(&t, "BLACKLIST_FROM"), "sender a@spam.example");
 	txn_clear_all(&t);
 	/* From header at the end of the message. */
 	struct txn u = { 0 };
 	txn_set_mail(&u, "<a@good.example>");
 	rules_eval(r, &u, RS_MAIL, NULL, NULL);
-	assert_null(detail(&u, "BLACKLIST_FROM"));
+	assert_null(txn_symbol_detail(&u, "BLACKLIST_FROM"));
 	txn_add_header(&u, "From", " Junk <sales@JUNK.example>");
 	rules_eval(r, &u, RS_EOM, NULL, NULL);
-	assert_string_equal(detail(&u, "BLACKLIST_FROM"), "From sales@junk.example");
+	assert_string_equal(txn_symbol_detail(&u, "BLACKLIST_FROM"), "From sales@junk.example");
 	txn_clear_all(&u);
 	/* A subdomain of an @domain entry is not listed. */
 	struct txn w = { 0 };
@@ -501,7 +493,7 @@ test_blacklist_from(void **state)
 	txn_add_header(&w, "From", " <a@x.junk.example>");
 	rules_eval(r, &w, RS_MAIL, NULL, NULL);
 	rules_eval(r, &w, RS_EOM, NULL, NULL);
-	assert_null(detail(&w, "BLACKLIST_FROM"));
+	assert_null(txn_symbol_detail(&w, "BLACKLIST_FROM"));
 	txn_clear_all(&w);
 	rules_free(r);
 }
@@ -528,7 +520,7 @@ test_whitelist_from(void **state)
 	txn_set_mail(&a, "<Boss@corp.example>");
 	set_spf(&a, CHK_PASS, "corp.example", "mailfrom");
 	rules_eval(r, &a, RS_MAIL, NULL, NULL);
-	assert_non_null(strstr(detail(&a, "WHITELIST_FROM"), "SPF pass"));
+	assert_non_null(strstr(txn_symbol_detail(&a, "WHITELIST_FROM"), "SPF pass"));
 	txn_clear_all(&a);
 
 	/* SPF pass, but of the HELO identity, or softfail, or for another
@@ -545,9 +537,9 @@ test_whitelist_from(void **state)
 		set_spf(&b, no[i].res, "corp.example", no[i].id);
 		rules_eval(r, &b, RS_MAIL, NULL, NULL);
 		rules_eval(r, &b, RS_EOM, NULL, NULL);
-		if (detail(&b, "WHITELIST_FROM") != NULL)
+		if (txn_symbol_detail(&b, "WHITELIST_FROM") != NULL)
 			fail_msg("case %zu whitelisted: %s", i,
-			    detail(&b, "WHITELIST_FROM"));
+			    txn_symbol_detail(&b, "WHITELIST_FROM"));
 		txn_clear_all(&b);
 	}
 
@@ -562,27 +554,27 @@ test_whitelist_from(void **state)
 	f.dkim = &other;
 	f.ndkim = 1;
 	rules_eval(r, &f, RS_EOM, NULL, NULL);
-	assert_null(detail(&f, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&f, "WHITELIST_FROM"));
 	/* A failing signature by the From domain does not count either. */
 	struct txn_dkim_sig bad[2] = { other,
 	    { .res = CHK_FAIL, .domain = "corp.example" } };
 	f.dkim = bad;
 	f.ndkim = 2;
 	rules_eval(r, &f, RS_EOM, NULL, NULL);
-	assert_null(detail(&f, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&f, "WHITELIST_FROM"));
 	/* Nor a pass by a one-label parent (a public suffix). */
 	struct txn_dkim_sig tld = { .res = CHK_PASS, .domain = "example" };
 	f.dkim = &tld;
 	f.ndkim = 1;
 	rules_eval(r, &f, RS_EOM, NULL, NULL);
-	assert_null(detail(&f, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&f, "WHITELIST_FROM"));
 	/* A passing one by the From domain: whitelisted. */
 	struct txn_dkim_sig good[2] = { other,
 	    { .res = CHK_PASS, .domain = "Corp.Example" } };
 	f.dkim = good;
 	f.ndkim = 2;
 	rules_eval(r, &f, RS_EOM, NULL, NULL);
-	assert_string_equal(detail(&f, "WHITELIST_FROM"),
+	assert_string_equal(txn_symbol_detail(&f, "WHITELIST_FROM"),
 	    "From boss@corp.example, DKIM pass");
 	f.dkim = NULL;
 	f.ndkim = 0;
@@ -596,7 +588,7 @@ test_whitelist_from(void **state)
 	p.dkim = &par;
 	p.ndkim = 1;
 	rules_eval(r, &p, RS_EOM, NULL, NULL);
-	assert_non_null(detail(&p, "WHITELIST_FROM"));
+	assert_non_null(txn_symbol_detail(&p, "WHITELIST_FROM"));
 	p.dkim = NULL;
 	p.ndkim = 0;
 	txn_clear_all(&p);
@@ -610,9 +602,9 @@ test_whitelist_from(void **state)
 	e.dkim = &env;
 	e.ndkim = 1;
 	rules_eval(r, &e, RS_MAIL, NULL, NULL);
-	assert_null(detail(&e, "WHITELIST_FROM"));
+	assert_null(txn_symbol_detail(&e, "WHITELIST_FROM"));
 	rules_eval(r, &e, RS_EOM, NULL, NULL);
-	assert_string_equal(detail(&e, "WHITELIST_FROM"),
+	assert_string_equal(txn_symbol_detail(&e, "WHITELIST_FROM"),
 	    "sender boss@corp.example, DKIM pass");
 	e.dkim = NULL;
 	e.ndkim = 0;
@@ -663,7 +655,7 @@ test_meta_operators(void **state)
 			char all[64];
 			snprintf(all, sizeof(all), "%s ", c[i].want);
 			int want = strstr(all, w) != NULL;
-			if ((detail(&t, metas[k]) != NULL) != want)
+			if ((txn_symbol_detail(&t, metas[k]) != NULL) != want)
 				fail_msg("{%s}: %s %s", c[i].present, metas[k],
 				    want ? "missing" : "unexpected");
 		}
