@@ -146,7 +146,13 @@ static const struct cfg_key cfg_keys[] = {
 	  "proxy: networks (CIDR) whose bare LF line ends are repaired to CRLF instead of refused" },
 	{ "proxy_backend_tls", CT_ENUM, "no", 0, 0, no_yes_names,
 	  OFF(proxy_backend_tls), 0,
-	  "proxy: yes: STARTTLS to the backend, required (certificate not verified)" },
+	  "proxy: yes: STARTTLS to the backend, required (verified with proxy_backend_tls_ca_file)" },
+	{ "proxy_backend_tls_ca_file", CT_STR, "", 0, 0, NULL,
+	  OFF(proxy_backend_tls_ca_file), 0,
+	  "proxy: PEM CA certificates the backend's certificate must chain to; empty: not verified" },
+	{ "proxy_backend_tls_name", CT_STR, "", 0, 0, NULL,
+	  OFF(proxy_backend_tls_name), 1,
+	  "proxy: name (or IP address) the backend's certificate must match; empty: the host of proxy_backend" },
 	{ "proxy_quarantine_header", CT_STR, "X-Mxwarden-Quarantine", 0, 0, NULL,
 	  OFF(proxy_quarantine_header), 1,
 	  "proxy: header added to a quarantined message for the backend (Postfix header_checks HOLD)" },
@@ -367,6 +373,29 @@ cfg_read_file(struct cfg *c, const char *path, struct buf *errs, int *nerr)
 	fclose(fp);
 }
 
+/* cfg_finish_backend_tls - verification settings that would silently
+ * do nothing are errors: an administrator who names a CA file or a
+ * name expects a verified backend. */
+static void
+cfg_finish_backend_tls(const struct cfg *c, const char *file, struct buf *errs,
+    int *nerr)
+{
+	if (c->proxy_backend_tls_ca_file[0] != '\0' && !c->proxy_backend_tls)
+		cfg_error(errs, nerr, file, 0,
+		    "proxy_backend_tls_ca_file: needs proxy_backend_tls = yes");
+	if (c->proxy_backend_tls_name[0] != '\0' &&
+	    c->proxy_backend_tls_ca_file[0] == '\0')
+		cfg_error(errs, nerr, file, 0,
+		    "proxy_backend_tls_name: needs proxy_backend_tls_ca_file"
+		    " (without it nothing is verified)");
+	for (const char *p = c->proxy_backend_tls_name; *p; p++)
+		if (isspace((unsigned char)*p)) {
+			cfg_error(errs, nerr, file, 0,
+			    "proxy_backend_tls_name: one name, no white space");
+			break;
+		}
+}
+
 /* cfg_finish - derived defaults and cross-key checks. */
 static void
 cfg_finish(struct cfg *c, const char *file, struct buf *errs, int *nerr)
@@ -401,6 +430,7 @@ cfg_finish(struct cfg *c, const char *file, struct buf *errs, int *nerr)
 		cfg_error(errs, nerr, file, 0, "db_path: must not be empty");
 	if (c->rules_file[0] == '\0')
 		cfg_error(errs, nerr, file, 0, "rules_file: must not be empty");
+	cfg_finish_backend_tls(c, file, errs, nerr);
 }
 
 struct cfg *

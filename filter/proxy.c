@@ -1,27 +1,40 @@
 /*
- * proxy.c - the SMTP proxy's listeners and accept loop.
+ * proxy.c - the SMTP proxy's listeners, event loop and worker pool.
  *
  * Called by filter/main.c: proxy_open() binds while the process is still
  * privileged and reads the TLS certificate and key (proxy_tls.c) then;
  * proxy_run() serves until SIGTERM/SIGINT. Owns the listening sockets
- * (plain and implicit-TLS), the TLS context and the table of running
- * sessions (for the total and per-IP connection limits and to wake idle
- * sessions at shutdown). A connection over a limit gets 421 4.7.0 here,
- * before any thread, engine check or backend connection.
+ * (plain and implicit-TLS), the TLS contexts, the epoll instance, the
+ * worker threads and the table of running sessions (for the total and
+ * per-IP connection limits, and to wake idle sessions at shutdown). A
+ * connection over a limit gets 421 4.7.0 here, before any engine check
+ * or backend connection.
  *
- * Concurrency model: one thread per client connection with blocking,
- * timeout-bounded I/O (poll). The engine's checks block on DNS anyway
- * (libunbound's synchronous resolve, libspf2, libopendkim), so a thread
- * per session keeps each session a straight-line state machine and no
- * slow DNS answer holds up another client's I/O. The cost is one thread
- * (a mostly untouched stack) per connection, bounded by
- * proxy_max_connections. XXX the issue asks for an event loop with a
- * worker pool for thousands of idle connections; this is the first step.
+ * Concurrency model: event-driven. Every client socket waits in one
+ * epoll instance (EPOLLONESHOT), and so do the listeners and one timerfd
+ * for the sessions' deadlines; a waiting connection costs its session
+ * memory and no thread. A pool of workers (PROXY_MIN_WORKERS, growing
+ * up to PROXY_MAX_WORKERS whenever no worker is idle, shrinking back
+ * after PROXY_WORKER_IDLE_S) all wait in epoll_wait(); the worker that
+ * gets an event claims the session and steps it (proxy_session_step())
+ * until it would wait again, then parks it: deadline set, interest
+ * re-armed. DNS lookups, database writes and backend exchanges run
+ * inside a step and block only that worker; because the pool grows
+ * while they wait, other connections' I/O goes on.
  *
- * Thread safety: the session table is guarded by a mutex; the accept
- * loop is the only thread touching the listeners. SIGTERM, SIGINT and
- * SIGHUP are blocked in every thread and read through a signalfd here;
- * SIGHUP is handed to the reload thread as SIGUSR1.
+ * A session is run by one worker at a time: its state word (ENT_PARKED,
+ * ENT_RUNNING, ENT_NOTIFIED) is claimed with compare-and-swap; an event
+ * for a running session marks it NOTIFIED and the running worker steps
+ * it once more before parking. Events carry a slot and a generation, so
+ * an event for a session that has just ended finds nothing. Deadlines:
+ * the timerfd fires at the earliest one; the sweep claims the parked
+ * sessions that are due and hands them to workers (the due list) with
+ * timed_out set.
+ *
+ * Thread safety: the session table, the due list, the timer and the
+ * worker count each have their mutex; SIGTERM, SIGINT and SIGHUP are
+ * blocked in every thread and read through a signalfd by proxy_run()'s
+ * thread; SIGHUP is handed to the reload thread as SIGUSR1.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -29,10 +42,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +64,34 @@
 
 #define PROXY_MAX_LISTEN	16
 #define PROXY_DRAIN_S		20	/* wait for sessions at shutdown */
+#define PROXY_MIN_WORKERS	4
+#define PROXY_MAX_WORKERS	128
+#define PROXY_WORKER_IDLE_S	60	/* an extra worker idle this long ends */
+
+/* epoll data: a session is (generation << 32 | slot); the rest are
+ * slots past any session's. */
+#define EV_TIMER	0xffffff00u
+#define EV_WAKE		0xffffff01u	/* the due list has work */
+#define EV_EXIT		0xffffff02u
+#define EV_LISTEN	0xffffff10u	/* + listener index */
+
+enum { ENT_PARKED, ENT_RUNNING, ENT_NOTIFIED };
+
+/* One running session as the event loop sees it. */
+struct proxy_ent {
+	struct proxy_sess	*s;
+	struct proxy_conn	 conn;
+	struct proxy		*p;
+	int			 fd;
+	uint32_t		 slot, gen;
+	int			 registered;	/* in the epoll set */
+	atomic_int		 run;		/* ENT_* */
+	atomic_llong		 deadline;	/* util_mono_ms() */
+	int			 timed_out;	/* set by the sweep */
+	struct proxy_ent	*next_due;
+	char			 ip[INET6_ADDRSTRLEN];	/* "": not counted
+							 * per IP (yet) */
+};
 
 struct proxy {
 	int		 lfd[PROXY_MAX_LISTEN];
@@ -57,19 +103,26 @@ struct proxy {
 	struct proxy_tls *tls;
 	struct proxy_tls *be_tls;	/* proxy_backend_tls = yes */
 	struct eng	*eng;
-	pthread_mutex_t	 lock;
+	int		 epfd, tfd, wakefd, exitfd;
+
+	pthread_mutex_t	 lock;		/* the session table: */
 	pthread_cond_t	 idle;
-	int		*sess_fd;	/* client fds of running sessions */
-	char		(*sess_ip)[INET6_ADDRSTRLEN];	/* and their peers */
+	struct proxy_ent **ent;		/* max_conn slots */
+	uint32_t	 gen;
 	int		 nsess;
 	int		 stopping;
-};
 
-struct proxy_job {
-	struct proxy		*p;
-	int			 fd;
-	struct sockaddr_storage	 ss;
-	struct proxy_conn	 conn;
+	pthread_mutex_t	 dlock;		/* the due list */
+	struct proxy_ent *due;
+
+	pthread_mutex_t	 tlock;		/* the timer: */
+	atomic_llong	 timer_at;	/* when the timerfd fires; 0 unarmed */
+
+	pthread_mutex_t	 wlock;		/* the workers: */
+	pthread_cond_t	 wdone;
+	int		 nworkers;
+	atomic_int	 nidle;
+	atomic_int	 exiting;
 };
 
 /* proxy_split_listen - "a:p", "[v6]:p", "a", "[v6]" into host and port. */
@@ -180,10 +233,14 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle, NULL);
+	pthread_mutex_init(&p->dlock, NULL);
+	pthread_mutex_init(&p->tlock, NULL);
+	pthread_mutex_init(&p->wlock, NULL);
+	pthread_cond_init(&p->wdone, NULL);
+	p->epfd = p->tfd = p->wakefd = p->exitfd = -1;
 	p->max_conn = cfg->proxy_max_connections;
 	p->max_per_ip = cfg->proxy_max_per_ip;
-	p->sess_fd = xcalloc((size_t)p->max_conn, sizeof(*p->sess_fd));
-	p->sess_ip = xcalloc((size_t)p->max_conn, sizeof(*p->sess_ip));
+	p->ent = xcalloc((size_t)p->max_conn, sizeof(*p->ent));
 	p->upstreams = xstrdup(cfg->proxy_trusted_upstreams);
 	if (proxy_ip_list_check(p->upstreams, err, errlen) != 0 ||
 	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)
@@ -192,7 +249,7 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 	    (p->tls = proxy_tls_new(cfg, err, errlen)) == NULL)
 		goto fail;
 	if (cfg->proxy_backend_tls &&
-	    (p->be_tls = proxy_tls_client_new(err, errlen)) == NULL)
+	    (p->be_tls = proxy_tls_client_new(cfg, err, errlen)) == NULL)
 		goto fail;
 	if (cfg->proxy_listen_tls[0] != '\0' && p->tls == NULL) {
 		str_fmt(err, errlen, "proxy_listen_tls needs tls_cert_file");
@@ -214,80 +271,302 @@ fail:
 void
 proxy_free(struct proxy *p)
 {
+	int busy;
+
 	if (p == NULL)
 		return;
+	pthread_mutex_lock(&p->wlock);
+	busy = p->nworkers > 0;
+	pthread_mutex_unlock(&p->wlock);
+	if (busy)
+		return;	/* a worker is stuck in a session: the process exits */
 	for (size_t i = 0; i < p->nlfd; i++)
 		if (p->lfd[i] >= 0)
 			close(p->lfd[i]);
+	if (p->epfd >= 0)
+		close(p->epfd);
+	if (p->tfd >= 0)
+		close(p->tfd);
+	if (p->wakefd >= 0)
+		close(p->wakefd);
+	if (p->exitfd >= 0)
+		close(p->exitfd);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle);
+	pthread_mutex_destroy(&p->dlock);
+	pthread_mutex_destroy(&p->tlock);
+	pthread_mutex_destroy(&p->wlock);
+	pthread_cond_destroy(&p->wdone);
 	proxy_tls_free(p->tls);
 	proxy_tls_free(p->be_tls);
 	free(p->upstreams);
-	free(p->sess_fd);
-	free(p->sess_ip);
+	free(p->ent);
 	free(p);
 }
 
-/* proxy_sess_add / proxy_sess_del - the running-session table. Returns
- * 0, or the limit that refused it: 1 total, 2 per IP (only when per_ip
- * is set), 3 stopping. */
+/* ---- the session table ---- */
+
+/* proxy_count_ip - sessions counted for ip, other than self; p->lock
+ * held. */
 static int
-proxy_sess_add(struct proxy *p, int fd, const char *ip, int per_ip)
+proxy_count_ip(const struct proxy *p, const char *ip,
+    const struct proxy_ent *self)
 {
-	int rc = 0, same = 0;
+	int same = 0;
+
+	for (int i = 0; i < p->max_conn; i++)
+		if (p->ent[i] != NULL && p->ent[i] != self &&
+		    strcmp(p->ent[i]->ip, ip) == 0)
+			same++;
+	return same;
+}
+
+/* proxy_ent_add - a slot for e (counted for ip unless ip is ""). Returns
+ * 0, or the limit that refused it: 1 total, 2 per IP, 3 stopping. */
+static int
+proxy_ent_add(struct proxy *p, struct proxy_ent *e, const char *ip)
+{
+	int rc = 0;
 
 	pthread_mutex_lock(&p->lock);
-	for (int i = 0; per_ip && i < p->nsess; i++)
-		same += strcmp(p->sess_ip[i], ip) == 0;
 	if (p->stopping)
 		rc = 3;
 	else if (p->nsess >= p->max_conn)
 		rc = 1;
-	else if (same >= p->max_per_ip)
+	else if (ip[0] != '\0' && proxy_count_ip(p, ip, NULL) >= p->max_per_ip)
 		rc = 2;
 	if (rc == 0) {
-		p->sess_fd[p->nsess] = fd;
-		str_copy(p->sess_ip[p->nsess], ip, sizeof(p->sess_ip[0]));
+		for (int i = 0; i < p->max_conn; i++)
+			if (p->ent[i] == NULL) {
+				e->slot = (uint32_t)i;
+				break;
+			}
+		e->gen = ++p->gen;
+		str_copy(e->ip, ip, sizeof(e->ip));
+		p->ent[e->slot] = e;
 		p->nsess++;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }
 
-static void
-proxy_sess_del(struct proxy *p, int fd)
+/* proxy_admit - conn->admit for a trusted upstream's session: its real
+ * client, from the PROXY header, is held to the per-IP limit. */
+static int
+proxy_admit(void *ctx, const char *ip)
 {
+	struct proxy_ent *e = ctx;
+	struct proxy *p = e->p;
+	int over;
+
 	pthread_mutex_lock(&p->lock);
-	for (int i = 0; i < p->nsess; i++)
-		if (p->sess_fd[i] == fd) {
-			p->nsess--;
-			p->sess_fd[i] = p->sess_fd[p->nsess];
-			memcpy(p->sess_ip[i], p->sess_ip[p->nsess],
-			    sizeof(p->sess_ip[0]));
-			break;
-		}
-	if (p->nsess == 0)
+	over = proxy_count_ip(p, ip, e) >= p->max_per_ip;
+	if (!over)
+		str_copy(e->ip, ip, sizeof(e->ip));
+	pthread_mutex_unlock(&p->lock);
+	if (over)
+		log_warn("proxy: [%s] PER-IP CONNECTION LIMIT %d reached (behind"
+		    " a trusted upstream): 421", ip, p->max_per_ip);
+	return over;
+}
+
+/* proxy_ent_end - the session is over: out of the epoll set and the
+ * table (an event still on its way finds the slot empty), then freed. */
+static void
+proxy_ent_end(struct proxy *p, struct proxy_ent *e)
+{
+	if (e->registered)
+		(void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+	pthread_mutex_lock(&p->lock);
+	p->ent[e->slot] = NULL;
+	if (--p->nsess == 0)
 		pthread_cond_broadcast(&p->idle);
 	pthread_mutex_unlock(&p->lock);
+	proxy_session_free(e->s);	/* closes e->fd */
+	free(e);
 }
 
-static void *
-proxy_thread(void *arg)
+/* ---- deadlines ---- */
+
+/* proxy_timer_at - make the timerfd fire no later than at. */
+static void
+proxy_timer_at(struct proxy *p, long long at)
 {
-	struct proxy_job *j = arg;
-	int fd = j->fd;
+	long long cur = atomic_load(&p->timer_at);
 
-	/* The session closes fd; the slot is released after that. XXX a
-	 * shutdown() at stop can hit the number reused in between: only
-	 * another session that is being stopped anyway. */
-	proxy_session_run(j->p->eng, fd, (struct sockaddr *)&j->ss, &j->conn);
-	proxy_sess_del(j->p, fd);
-	free(j);
-	return NULL;
+	if (cur != 0 && cur <= at)
+		return;
+	pthread_mutex_lock(&p->tlock);
+	cur = atomic_load(&p->timer_at);
+	if (cur == 0 || at < cur) {
+		struct itimerspec its;
+
+		memset(&its, 0, sizeof(its));
+		its.it_value.tv_sec = at / 1000;
+		its.it_value.tv_nsec = (at % 1000) * 1000000;
+		if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+			its.it_value.tv_nsec = 1;	/* 0 would disarm */
+		if (timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
+			log_errno("proxy: timerfd_settime");
+		atomic_store(&p->timer_at, at);
+	}
+	pthread_mutex_unlock(&p->tlock);
 }
 
-/* proxy_refuse - over a limit: 421 without a thread. */
+static void proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out);
+
+/* proxy_due_run - step the sessions the sweep found due, one at a time,
+ * waking another worker while more are waiting. */
+static void
+proxy_due_run(struct proxy *p)
+{
+	for (;;) {
+		struct proxy_ent *e;
+		int more;
+
+		pthread_mutex_lock(&p->dlock);
+		if ((e = p->due) != NULL)
+			p->due = e->next_due;
+		more = p->due != NULL;
+		pthread_mutex_unlock(&p->dlock);
+		if (e == NULL)
+			return;
+		if (more) {
+			uint64_t one = 1;
+
+			(void)!write(p->wakefd, &one, sizeof(one));
+		}
+		proxy_ent_run(p, e, e->timed_out);
+	}
+}
+
+/*
+ * proxy_sweep - the timerfd fired: claim the parked sessions whose
+ * deadline has passed (timed_out), re-arm the timer for the earliest
+ * remaining one, run the due ones. A session claimed just after it had
+ * re-parked with a new deadline is stepped without timed_out (a
+ * spurious wake, which a step tolerates).
+ */
+static void
+proxy_sweep(struct proxy *p)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT,
+		.data.u64 = EV_TIMER };
+	uint64_t n;
+	long long now = util_mono_ms(), next = 0;
+	struct proxy_ent *due = NULL;
+
+	(void)!read(p->tfd, &n, sizeof(n));
+	pthread_mutex_lock(&p->tlock);
+	atomic_store(&p->timer_at, 0);
+	pthread_mutex_unlock(&p->tlock);
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < p->max_conn; i++) {
+		struct proxy_ent *e = p->ent[i];
+		long long dl;
+		int st = ENT_PARKED;
+
+		if (e == NULL)
+			continue;
+		dl = atomic_load(&e->deadline);
+		if (dl > now) {
+			if (next == 0 || dl < next)
+				next = dl;
+		} else if (atomic_compare_exchange_strong(&e->run, &st,
+		    ENT_RUNNING)) {
+			e->timed_out = atomic_load(&e->deadline) <= now;
+			e->next_due = due;
+			due = e;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (next != 0)
+		proxy_timer_at(p, next);
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->tfd, &ev) != 0)
+		log_errno("proxy: epoll_ctl(timer)");
+	if (due == NULL)
+		return;
+	pthread_mutex_lock(&p->dlock);
+	for (struct proxy_ent *e = due, *nx; e != NULL; e = nx) {
+		nx = e->next_due;
+		e->next_due = p->due;
+		p->due = e;
+	}
+	pthread_mutex_unlock(&p->dlock);
+	proxy_due_run(p);
+}
+
+/* ---- running sessions ---- */
+
+/*
+ * proxy_ent_run - step the claimed session e until it waits (then park
+ * it: deadline, interest re-armed, claim released) or ends. An event
+ * that came while it ran (ENT_NOTIFIED) makes it step once more.
+ */
+static void
+proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
+{
+	for (int turn = 0;; turn++) {
+		struct epoll_event ev;
+		enum proxy_wait w;
+		long long dl;
+		int wait_ms, st = ENT_RUNNING;
+
+		w = proxy_session_step(e->s, timed_out, &wait_ms);
+		if (w == PW_DONE) {
+			proxy_ent_end(p, e);
+			return;
+		}
+		dl = util_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
+		atomic_store(&e->deadline, dl);
+		proxy_timer_at(p, dl);
+		ev.events = EPOLLONESHOT | (w == PW_WRITE ? EPOLLOUT :
+		    EPOLLIN | EPOLLRDHUP);
+		ev.data.u64 = (uint64_t)e->gen << 32 | e->slot;
+		if (epoll_ctl(p->epfd, e->registered ? EPOLL_CTL_MOD :
+		    EPOLL_CTL_ADD, e->fd, &ev) != 0) {
+			log_errno("proxy: epoll_ctl");
+			proxy_ent_end(p, e);
+			return;
+		}
+		e->registered = 1;
+		if (atomic_compare_exchange_strong(&e->run, &st, ENT_PARKED))
+			return;
+		/* NOTIFIED: something came while the step ran. */
+		atomic_store(&e->run, ENT_RUNNING);
+		timed_out = 0;
+	}
+}
+
+/* proxy_event_sess - an event for the session in slot (of generation
+ * gen): claim it, or tell its running worker. */
+static void
+proxy_event_sess(struct proxy *p, uint32_t slot, uint32_t gen)
+{
+	struct proxy_ent *e = NULL;
+	int claimed = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (slot < (uint32_t)p->max_conn && p->ent[slot] != NULL &&
+	    p->ent[slot]->gen == gen)
+		e = p->ent[slot];
+	for (int tries = 0; e != NULL && tries < 100; tries++) {
+		int st = atomic_load(&e->run);
+
+		if (st == ENT_NOTIFIED)
+			break;
+		if (atomic_compare_exchange_strong(&e->run, &st,
+		    st == ENT_PARKED ? ENT_RUNNING : ENT_NOTIFIED)) {
+			claimed = st == ENT_PARKED;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (claimed)
+		proxy_ent_run(p, e, 0);
+}
+
+/* proxy_refuse - over a limit: 421 without a session. */
 static void
 proxy_refuse(int fd, int per_ip)
 {
@@ -303,82 +582,230 @@ proxy_refuse(int fd, int per_ip)
 	close(fd);
 }
 
+/* proxy_accept - one connection from listener li (re-armed at once, so
+ * another worker takes the next), then its first step here. */
 static void
 proxy_accept(struct proxy *p, size_t li)
 {
-	struct proxy_job *j = xcalloc(1, sizeof(*j));
-	socklen_t sl = sizeof(j->ss);
+	struct epoll_event lev = { .events = EPOLLIN | EPOLLONESHOT,
+		.data.u64 = EV_LISTEN + li };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN];
-	pthread_attr_t attr;
-	pthread_t tid;
-	int port, lim;
+	struct proxy_ent *e;
+	int fd, port, lim;
 
-	j->p = p;
-	j->fd = accept4(p->lfd[li], (struct sockaddr *)&j->ss, &sl, SOCK_CLOEXEC);
-	if (j->fd < 0) {
+	fd = accept4(p->lfd[li], (struct sockaddr *)&ss, &sl,
+	    SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd[li], &lev) != 0)
+		log_errno("proxy: epoll_ctl(listener)");
+	if (fd < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		    errno != ECONNABORTED)
 			log_errno("proxy: accept");
-		free(j);
 		return;
 	}
-	proxy_sockaddr_ip((struct sockaddr *)&j->ss, ip, sizeof(ip), &port);
-	j->conn.tls = p->tls;
-	j->conn.be_tls = p->be_tls;
-	j->conn.implicit_tls = p->ltls[li];
-	j->conn.upstream = p->upstreams[0] != '\0' &&
+	proxy_sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip), &port);
+	e = xcalloc(1, sizeof(*e));
+	e->p = p;
+	e->fd = fd;
+	atomic_init(&e->run, ENT_RUNNING);
+	atomic_init(&e->deadline, 0);
+	e->conn.tls = p->tls;
+	e->conn.be_tls = p->be_tls;
+	e->conn.implicit_tls = p->ltls[li];
+	e->conn.upstream = p->upstreams[0] != '\0' &&
 	    proxy_ip_in_list(ip, p->upstreams) == 1;
-	/* A trusted upstream (load balancer) carries many clients: the
-	 * per-IP limit does not apply to its own address, only the total.
-	 * XXX the clients' addresses come later, in the PROXY header; a
-	 * per-client limit behind the balancer is not applied yet. */
-	if ((lim = proxy_sess_add(p, j->fd, ip, !j->conn.upstream)) != 0) {
+	/* A trusted upstream (load balancer) carries many clients: its own
+	 * address is held to the total only; each client, once its PROXY
+	 * header has named it, to the per-IP limit (proxy_admit). */
+	e->conn.admit = proxy_admit;
+	e->conn.admit_ctx = e;
+	if ((lim = proxy_ent_add(p, e, e->conn.upstream ? "" : ip)) != 0) {
 		if (lim == 2)
 			log_warn("proxy: [%s]:%d PER-IP CONNECTION LIMIT %d"
 			    " reached: 421", ip, port, p->max_per_ip);
-		else
+		else if (lim == 1)
 			log_warn("proxy: [%s]:%d CONNECTION LIMIT %d reached: 421",
 			    ip, port, p->max_conn);
-		proxy_refuse(j->fd, lim == 2);
-		free(j);
+		proxy_refuse(fd, lim == 2);
+		free(e);
 		return;
 	}
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&tid, &attr, proxy_thread, j) != 0) {
-		log_errno("proxy: pthread_create");
-		proxy_sess_del(p, j->fd);
-		proxy_refuse(j->fd, 0);
-		free(j);
-	}
-	pthread_attr_destroy(&attr);
+	e->s = proxy_session_new(p->eng, fd, (struct sockaddr *)&ss, &e->conn);
+	proxy_ent_run(p, e, 0);
 }
 
-/* proxy_drain - stop: wake idle sessions, wait (bounded) for all. */
+/* ---- workers ---- */
+
+static void *proxy_worker(void *arg);
+
+/* proxy_worker_spawn - one more worker, unless at the maximum. */
+static void
+proxy_worker_spawn(struct proxy *p)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+
+	pthread_mutex_lock(&p->wlock);
+	if (p->nworkers < PROXY_MAX_WORKERS && !atomic_load(&p->exiting)) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&tid, &attr, proxy_worker, p) == 0)
+			p->nworkers++;
+		else
+			log_errno("proxy: pthread_create");
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&p->wlock);
+}
+
+/* proxy_event - one event from epoll. */
+static void
+proxy_event(struct proxy *p, const struct epoll_event *ev)
+{
+	uint32_t slot = (uint32_t)ev->data.u64;
+
+	if (slot == EV_TIMER)
+		proxy_sweep(p);
+	else if (slot == EV_WAKE || slot == EV_EXIT)
+		;	/* the due list is looked at below; exit by the caller */
+	else if (slot >= EV_LISTEN && slot < EV_LISTEN + p->nlfd)
+		proxy_accept(p, slot - EV_LISTEN);
+	else
+		proxy_event_sess(p, slot, (uint32_t)(ev->data.u64 >> 32));
+	proxy_due_run(p);
+}
+
+/*
+ * proxy_worker - wait in epoll_wait() and handle one event at a time.
+ * When it takes the last idle worker's place, another is started; an
+ * extra worker idle for PROXY_WORKER_IDLE_S ends.
+ */
+static void *
+proxy_worker(void *arg)
+{
+	struct proxy *p = arg;
+	int counted = 1;
+
+	while (!atomic_load(&p->exiting)) {
+		struct epoll_event ev;
+		int n, idle;
+
+		atomic_fetch_add(&p->nidle, 1);
+		n = epoll_wait(p->epfd, &ev, 1, PROXY_WORKER_IDLE_S * 1000);
+		idle = atomic_fetch_sub(&p->nidle, 1) - 1;
+		if (atomic_load(&p->exiting))
+			break;
+		if (n < 0) {
+			if (errno != EINTR) {
+				log_errno("proxy: epoll_wait");
+				(void)poll(NULL, 0, 100);
+			}
+			continue;
+		}
+		if (n == 0) {
+			pthread_mutex_lock(&p->wlock);
+			if (p->nworkers > PROXY_MIN_WORKERS) {
+				p->nworkers--;
+				counted = 0;
+			}
+			pthread_mutex_unlock(&p->wlock);
+			if (!counted)
+				break;
+			continue;
+		}
+		if (idle == 0)
+			proxy_worker_spawn(p);
+		proxy_event(p, &ev);
+	}
+	pthread_mutex_lock(&p->wlock);
+	if (counted)
+		p->nworkers--;
+	pthread_cond_broadcast(&p->wdone);
+	pthread_mutex_unlock(&p->wlock);
+	return NULL;
+}
+
+/* proxy_poll_setup - the epoll set: listeners, timer, wake, exit. */
+static int
+proxy_poll_setup(struct proxy *p, char *err, size_t errlen)
+{
+	struct epoll_event ev;
+
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	p->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->exitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->epfd < 0 || p->tfd < 0 || p->wakefd < 0 || p->exitfd < 0) {
+		str_fmt(err, errlen, "epoll/timerfd/eventfd: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < p->nlfd; i++) {
+		ev = (struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT,
+			.data.u64 = EV_LISTEN + i };
+		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->lfd[i], &ev) != 0)
+			goto fail;
+	}
+	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLONESHOT,
+		.data.u64 = EV_TIMER };
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->tfd, &ev) != 0)
+		goto fail;
+	/* Edge-triggered: each write wakes one waiting worker. */
+	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLET,
+		.data.u64 = EV_WAKE };
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &ev) != 0)
+		goto fail;
+	/* Level-triggered and never read: wakes every worker, for good. */
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.u64 = EV_EXIT };
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->exitfd, &ev) != 0)
+		goto fail;
+	return 0;
+fail:
+	str_fmt(err, errlen, "epoll_ctl: %s", strerror(errno));
+	return -1;
+}
+
+/* proxy_drain - stop: wake idle sessions (their reads see EOF), wait
+ * (bounded) for all to end, then the workers. Returns the sessions
+ * still running. */
 static int
 proxy_drain(struct proxy *p)
 {
 	struct timespec until;
+	uint64_t one = 1;
 	int left;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += PROXY_DRAIN_S;
 	pthread_mutex_lock(&p->lock);
 	p->stopping = 1;
-	for (int i = 0; i < p->nsess; i++)
-		(void)shutdown(p->sess_fd[i], SHUT_RD);
+	for (int i = 0; i < p->max_conn; i++)
+		if (p->ent[i] != NULL)
+			(void)shutdown(p->ent[i]->fd, SHUT_RD);
 	while (p->nsess > 0)
 		if (pthread_cond_timedwait(&p->idle, &p->lock, &until) == ETIMEDOUT)
 			break;
 	left = p->nsess;
 	pthread_mutex_unlock(&p->lock);
-	return left;
+	if (left > 0)
+		return left;
+	atomic_store(&p->exiting, 1);
+	(void)!write(p->exitfd, &one, sizeof(one));
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&p->wlock);
+	while (p->nworkers > 0)
+		if (pthread_cond_timedwait(&p->wdone, &p->wlock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&p->wlock);
+	return 0;
 }
 
 int
 proxy_run(struct proxy *p, struct eng *e, char *err, size_t errlen)
 {
-	struct pollfd pfd[PROXY_MAX_LISTEN + 1];
+	struct pollfd pfd;
 	sigset_t set;
 	int sfd, left, stop = 0;
 
@@ -393,35 +820,36 @@ proxy_run(struct proxy *p, struct eng *e, char *err, size_t errlen)
 		str_fmt(err, errlen, "signalfd: %s", strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < p->nlfd; i++)
-		pfd[i] = (struct pollfd){ .fd = p->lfd[i], .events = POLLIN };
-	pfd[p->nlfd] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	if (proxy_poll_setup(p, err, errlen) != 0) {
+		close(sfd);
+		return -1;
+	}
+	for (int i = 0; i < PROXY_MIN_WORKERS; i++)
+		proxy_worker_spawn(p);
+	pfd = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	while (!stop) {
-		if (poll(pfd, p->nlfd + 1, -1) < 0) {
+		struct signalfd_siginfo si;
+
+		if (poll(&pfd, 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_errno("proxy: poll");
 			break;
 		}
-		for (size_t i = 0; i < p->nlfd; i++)
-			if (pfd[i].revents & POLLIN)
-				proxy_accept(p, i);
-		if (pfd[p->nlfd].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				if (si.ssi_signo == SIGHUP) {
-					/* The reload thread (filter/reload.c)
-					 * waits for SIGUSR1; hand it over. */
-					log_info("proxy: SIGHUP: reloading");
-					kill(getpid(), SIGUSR1);
-				} else
-					stop = 1;
-			}
+		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			/* The reload thread (filter/reload.c) waits for
+			 * SIGUSR1; hand it over. */
+			log_info("proxy: SIGHUP: reloading");
+			kill(getpid(), SIGUSR1);
+		} else {
+			stop = 1;
 		}
 	}
 	close(sfd);
 	for (size_t i = 0; i < p->nlfd; i++) {
+		(void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->lfd[i], NULL);
 		close(p->lfd[i]);
 		p->lfd[i] = -1;
 	}

@@ -2,10 +2,12 @@
  * proxy_io.c - buffered, bounded socket I/O for the SMTP proxy.
  *
  * Called by the proxy session (client socket) and the backend client
- * (backend socket); each struct proxy_io is owned by the one thread that
- * serves the connection. The descriptor is switched to non-blocking and
- * every wait goes through poll() with a timeout, so no peer can hold a
- * thread longer than the configured timeouts.
+ * (backend socket); each struct proxy_io is used by one thread at a
+ * time. The descriptor is switched to non-blocking. Either every wait
+ * goes through poll() with a timeout, so no peer can hold a thread
+ * longer than the configured timeouts, or (PROXY_IO_NOWAIT, the client
+ * side) a read that would wait returns PL_AGAIN with io->want set, and
+ * the caller parks the connection in the event loop (proxy.c).
  *
  * The line reader never hands on a truncated line: a line over the limit
  * is read to its end, dropped and reported as PL_TOO_LONG, so the
@@ -84,6 +86,7 @@ proxy_io_discard_input(struct proxy_io *io)
 	size_t n = io->in_end - io->in_start;
 
 	io->in_start = io->in_end = 0;
+	io->part.active = 0;
 	return n;
 }
 
@@ -121,6 +124,51 @@ proxy_io_poll(int fd, short events, int timeout_ms)
 	return 1;
 }
 
+/* proxy_io_write_some - one write of pending output from off: the bytes
+ * written (> 0), 0 when the socket takes nothing now (io->want set), -1
+ * on error. */
+static ssize_t
+proxy_io_write_some(struct proxy_io *io, size_t off)
+{
+	ssize_t n;
+
+	if (io->ssl != NULL) {
+		int r = SSL_write(io->ssl, io->out.data + off,
+		    (int)(io->out.len - off > 65536 ? 65536 : io->out.len - off));
+		int ev;
+
+		if (r > 0)
+			return r;
+		if ((ev = proxy_io_ssl_wait(io, r)) <= 0)
+			return -1;
+		io->want = (short)ev;
+		return 0;
+	}
+	do
+		n = send(io->fd, io->out.data + off, io->out.len - off,
+		    MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		io->want = POLLOUT;
+		return 0;
+	}
+	return -1;
+}
+
+/* proxy_io_drop_out - the first off bytes of the queue are written. */
+static void
+proxy_io_drop_out(struct proxy_io *io, size_t off)
+{
+	if (off == io->out.len) {
+		buf_reset(&io->out);
+		return;
+	}
+	memmove(io->out.data, io->out.data + off, io->out.len - off);
+	io->out.len -= off;
+}
+
 int
 proxy_io_flush(struct proxy_io *io)
 {
@@ -129,42 +177,40 @@ proxy_io_flush(struct proxy_io *io)
 	if (io->fd < 0)
 		return -1;
 	while (off < io->out.len) {
-		ssize_t n;
+		ssize_t n = proxy_io_write_some(io, off);
 
-		if (io->ssl != NULL) {
-			int r = SSL_write(io->ssl, io->out.data + off,
-			    (int)(io->out.len - off > 65536 ? 65536 :
-			    io->out.len - off));
-			int ev = r > 0 ? 0 : proxy_io_ssl_wait(io, r);
-
-			if (r > 0) {
-				off += (size_t)r;
-				io->bytes_out += (unsigned long long)r;
-				continue;
-			}
-			if (ev > 0 && proxy_io_poll(io->fd, (short)ev,
-			    io->timeout_ms) == 1)
-				continue;
-			buf_reset(&io->out);
-			return -1;
-		}
-		n = send(io->fd, io->out.data + off, io->out.len - off,
-		    MSG_NOSIGNAL);
 		if (n > 0) {
 			off += (size_t)n;
 			io->bytes_out += (unsigned long long)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    proxy_io_poll(io->fd, POLLOUT, io->timeout_ms) == 1)
+		if (n == 0 && proxy_io_poll(io->fd, io->want, io->timeout_ms) == 1)
 			continue;
 		buf_reset(&io->out);
 		return -1;
 	}
 	buf_reset(&io->out);
 	return 0;
+}
+
+int
+proxy_io_flush_some(struct proxy_io *io)
+{
+	size_t off = 0;
+	ssize_t n = 1;
+
+	if (io->fd < 0)
+		return -1;
+	while (off < io->out.len && (n = proxy_io_write_some(io, off)) > 0) {
+		off += (size_t)n;
+		io->bytes_out += (unsigned long long)n;
+	}
+	if (n < 0) {
+		buf_reset(&io->out);
+		return -1;
+	}
+	proxy_io_drop_out(io, off);
+	return io->out.len > 0;
 }
 
 int
@@ -205,15 +251,24 @@ proxy_io_printf(struct proxy_io *io, const char *fmt, ...)
 }
 
 /* proxy_io_fill - read more input (flushing output first). Returns the
- * bytes read, 0 at EOF, or a negative PL_ status (timeout, error). */
+ * bytes read, 0 at EOF, or a negative PL_ status (timeout, error, and
+ * PL_AGAIN with PROXY_IO_NOWAIT, io->want set). Without waiting, output
+ * that the socket does not take now stops the reading: a client that
+ * does not read its replies is not read either. */
 static ssize_t
 proxy_io_fill(struct proxy_io *io, int timeout_ms)
 {
 	ssize_t n;
 	int r;
 
-	if (io->out.len > 0 && proxy_io_flush(io) != 0)
+	if (timeout_ms == PROXY_IO_NOWAIT) {
+		if ((r = proxy_io_flush_some(io)) < 0)
+			return -PL_ERROR;
+		if (r > 0)
+			return -PL_AGAIN;
+	} else if (io->out.len > 0 && proxy_io_flush(io) != 0) {
 		return -PL_ERROR;
+	}
 	if (io->in_start == io->in_end)
 		io->in_start = io->in_end = 0;
 	if (io->in_end == PROXY_IO_INBUF) {
@@ -223,34 +278,38 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 		io->in_start = 0;
 	}
 	for (;;) {
+		short ev;
+
 		if (io->ssl != NULL) {
 			int sr = SSL_read(io->ssl, io->in + io->in_end,
 			    (int)(PROXY_IO_INBUF - io->in_end));
-			int ev = sr > 0 ? 0 : proxy_io_ssl_wait(io, sr);
+			int w = sr > 0 ? 0 : proxy_io_ssl_wait(io, sr);
 
 			if (sr > 0) {
 				n = sr;
 				break;
 			}
-			if (ev == 0)
+			if (w == 0)
 				return 0;
-			if (ev < 0)
+			if (w < 0)
 				return -PL_ERROR;
-			r = proxy_io_poll(io->fd, (short)ev, timeout_ms);
-			if (r == 0)
-				return -PL_TIMEOUT;
-			if (r < 0)
+			ev = (short)w;
+		} else {
+			n = read(io->fd, io->in + io->in_end,
+			    PROXY_IO_INBUF - io->in_end);
+			if (n >= 0)
+				break;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -PL_ERROR;
-			continue;
+			ev = POLLIN;
 		}
-		n = read(io->fd, io->in + io->in_end, PROXY_IO_INBUF - io->in_end);
-		if (n >= 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -PL_ERROR;
-		r = proxy_io_poll(io->fd, POLLIN, timeout_ms);
+		if (timeout_ms == PROXY_IO_NOWAIT) {
+			io->want = ev;
+			return -PL_AGAIN;
+		}
+		r = proxy_io_poll(io->fd, ev, timeout_ms);
 		if (r == 0)
 			return -PL_TIMEOUT;
 		if (r < 0)
@@ -284,7 +343,16 @@ proxy_io_read_more(struct proxy_io *io, int timeout_ms)
 	if (io->in_start == 0 && io->in_end == PROXY_IO_INBUF)
 		return -1;
 	r = proxy_io_fill(io, timeout_ms);
+	if (r == -PL_AGAIN)
+		return -2;
 	return r < 0 ? -1 : (int)r;
+}
+
+int
+proxy_io_has_input(const struct proxy_io *io)
+{
+	return proxy_io_pending(io) > 0 ||
+	    (io->ssl != NULL && SSL_pending(io->ssl) > 0);
 }
 
 int
@@ -292,8 +360,7 @@ proxy_io_wait_input(struct proxy_io *io, int timeout_ms)
 {
 	int r;
 
-	if (proxy_io_pending(io) > 0 ||
-	    (io->ssl != NULL && SSL_pending(io->ssl) > 0))
+	if (proxy_io_has_input(io))
 		return 1;
 	if (io->out.len > 0 && proxy_io_flush(io) != 0)
 		return -1;
@@ -322,11 +389,20 @@ proxy_io_read_line(struct proxy_io *io, char *line, size_t cap, size_t max,
 {
 	size_t n = 0;
 	int prev_cr = 0, bare_cr = 0, nul = 0, too_long = 0;
+	enum proxy_line_status st;
 
 	if (cap <= max)
 		PANIC("proxy_io_read_line: buffer %zu for limit %zu", cap, max);
+	if (io->part.active) {
+		/* The rest of a line begun by an earlier PL_AGAIN. */
+		n = io->part.n;
+		prev_cr = io->part.prev_cr;
+		bare_cr = io->part.bare_cr;
+		nul = io->part.nul;
+		too_long = io->part.too_long;
+		io->part.active = 0;
+	}
 	*len = 0;
-	line[0] = '\0';
 	if (io->fd < 0)
 		return PL_ERROR;
 	for (;;) {
@@ -360,10 +436,19 @@ proxy_io_read_line(struct proxy_io *io, char *line, size_t cap, size_t max,
 				too_long = 1;
 		}
 		ssize_t r = proxy_io_fill(io, timeout_ms);
-		if (r == 0)
-			return PL_EOF;
-		if (r < 0)
-			return (enum proxy_line_status)-r;
+		if (r > 0)
+			continue;
+		st = r == 0 ? PL_EOF : (enum proxy_line_status)-r;
+		if (st == PL_AGAIN) {
+			io->part.n = n;
+			io->part.prev_cr = prev_cr;
+			io->part.bare_cr = bare_cr;
+			io->part.nul = nul;
+			io->part.too_long = too_long;
+			io->part.active = 1;
+		}
+		line[n] = '\0';
+		return st;
 	}
 done:
 	line[n] = '\0';
@@ -383,6 +468,7 @@ proxy_line_status_name(enum proxy_line_status s)
 	case PL_EOF: return "EOF";
 	case PL_TIMEOUT: return "timeout";
 	case PL_ERROR: return "error";
+	case PL_AGAIN: return "again";
 	}
 	return "?";
 }

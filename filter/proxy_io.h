@@ -5,7 +5,10 @@
  * or, after proxy_tls_accept(), TLS.
  *
  * Used by filter/proxy_session.c (client side) and filter/proxy_backend.c
- * (backend side). One struct proxy_io per socket, owned by one thread.
+ * (backend side). One struct proxy_io per socket, used by one thread at
+ * a time. A timeout of PROXY_IO_NOWAIT makes a read return PL_AGAIN (or
+ * -2) instead of waiting; io->want then says what to wait for (the
+ * event loop in proxy.c does the waiting).
  */
 #ifndef MXW_PROXY_IO_H
 #define MXW_PROXY_IO_H
@@ -19,6 +22,8 @@
 #define PROXY_TEXT_LINE_MAX	1000
 #define PROXY_REPLY_LINE_MAX	2048	/* backend replies: lenient */
 
+#define PROXY_IO_NOWAIT		0	/* timeout_ms: do not wait at all */
+
 enum proxy_line_status {
 	PL_OK,		/* a line ended by CRLF */
 	PL_TOO_LONG,	/* longer than the limit: read and dropped to its end */
@@ -28,6 +33,9 @@ enum proxy_line_status {
 	PL_EOF,		/* the peer closed (a partial last line is dropped) */
 	PL_TIMEOUT,	/* nothing arrived in time */
 	PL_ERROR,	/* read or write error */
+	PL_AGAIN,	/* PROXY_IO_NOWAIT: no complete line yet (the part
+			 * read so far is kept; call again with the same
+			 * line buffer); wait for io->want */
 };
 
 struct proxy_io {
@@ -39,6 +47,11 @@ struct proxy_io {
 	void		*ssl;		/* OpenSSL SSL * once in TLS, else NULL
 					 * (set by proxy_tls_accept) */
 	unsigned long long bytes_in, bytes_out;
+	short		 want;		/* POLLIN/POLLOUT after PL_AGAIN */
+	struct {			/* a line read in part (PL_AGAIN) */
+		size_t	 n;
+		int	 active, prev_cr, bare_cr, nul, too_long;
+	} part;
 };
 
 /* proxy_io_init - wrap fd (the io owns it from now: proxy_io_close). */
@@ -61,6 +74,15 @@ enum proxy_line_status proxy_io_read_line(struct proxy_io *io, char *line,
 /* proxy_io_pending - bytes read but not consumed yet (pipelined input). */
 size_t	proxy_io_pending(const struct proxy_io *io);
 
+/* proxy_io_has_input - 1 when input can be taken without reading the
+ * socket (buffered here or inside TLS). */
+int	proxy_io_has_input(const struct proxy_io *io);
+
+/* proxy_io_flush_some - write what the socket takes now without
+ * waiting: 0 all written, 1 some left (io->want says what to wait for),
+ * -1 error. */
+int	proxy_io_flush_some(struct proxy_io *io);
+
 /* proxy_io_discard_input - drop buffered input; returns the bytes
  * dropped (STARTTLS: what a client pipelined before the handshake). */
 size_t	proxy_io_discard_input(struct proxy_io *io);
@@ -69,7 +91,8 @@ size_t	proxy_io_discard_input(struct proxy_io *io);
  * to buffered input (the PROXY protocol header comes before any line):
  * peek returns the buffered bytes (*n of them), consume drops the first
  * n, read_more waits (timeout_ms) and appends what arrives: the count,
- * 0 at EOF, -1 on error, timeout or a full buffer. */
+ * 0 at EOF, -1 on error, timeout or a full buffer, -2 with
+ * PROXY_IO_NOWAIT when nothing is there yet. */
 const unsigned char *proxy_io_peek(const struct proxy_io *io, size_t *n);
 void	proxy_io_consume(struct proxy_io *io, size_t n);
 int	proxy_io_read_more(struct proxy_io *io, int timeout_ms);

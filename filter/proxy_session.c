@@ -42,10 +42,22 @@
  * banner), HTTP and proxy verbs. Pipelining after a plain HELO (which
  * does not offer PIPELINING) gets PIPELINING_UNOFFERED and is dropped.
  *
- * Thread safety: one thread per session; the engine is thread-safe.
+ * Event-driven: the session never waits for its client. Each read of
+ * the client is PROXY_IO_NOWAIT; where it would wait, the phase handler
+ * returns and proxy_session_step() tells the event loop (proxy.c) what
+ * to wait for and for how long (enum proxy_phase says where the session
+ * goes on: a command, a line of the message, an AUTH response, the TLS
+ * handshake, the greet pause, the PROXY header). Backend exchanges and
+ * the engine's checks run on the worker thread that runs the step: they
+ * are bounded by their timeouts, and the worker pool grows while they
+ * wait (proxy.c), so they hold up no other client's I/O.
+ *
+ * Thread safety: a session is run by one worker at a time (proxy.c's
+ * claim); the engine is thread-safe.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +83,25 @@
 
 #define PROXY_MAX_ERRORS	20	/* bad commands before 421 */
 #define PROXY_AUTH_ROUNDS	10	/* 334 challenges per AUTH */
+#define PROXY_PP_READS		32	/* reads for an upstream's PROXY header */
+
+/* Where the session goes on when its client is ready. */
+enum proxy_phase {
+	PH_START,	/* accepted, nothing done yet */
+	PH_UPSTREAM,	/* waiting for a trusted upstream's PROXY header */
+	PH_TLS,		/* the server TLS handshake (implicit or STARTTLS) */
+	PH_PREGREET,	/* the greet pause: the client should stay silent */
+	PH_CMD,		/* waiting for a command line */
+	PH_DATA,	/* receiving the message */
+	PH_AUTH,	/* waiting for a SASL response line */
+	PH_CLOSE,	/* writing the last replies */
+	PH_DONE,
+};
+
+enum proxy_rx {
+	RX_MORE, RX_OK, RX_TOO_BIG, RX_LONG_LINE, RX_FRAMING, RX_SPOOL_ERR,
+	RX_TIMEOUT, RX_GONE,
+};
 
 struct proxy_sess {
 	struct txn		*t;
@@ -80,6 +111,9 @@ struct proxy_sess {
 	struct proxy_reply	 r;		/* the last backend reply */
 	const struct proxy_conn	*conn;
 	enum proxy_state	 state;
+	enum proxy_phase	 phase;
+	char			 ip[INET6_ADDRSTRLEN];	/* the client */
+	int			 port;
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* "[ip]:port" */
 	char			 dst_ip[INET6_ADDRSTRLEN];	/* where it connected */
 	int			 dst_port;
@@ -96,6 +130,17 @@ struct proxy_sess {
 	size_t			 nrcpt_tried;
 	int			 nerrors;
 	int			 ncmds;		/* command lines read */
+	int			 pp_checked;	/* first input checked for PROXY */
+	int			 pp_reads;
+	int			 tls_start;	/* STARTTLS: 220 to send, then TLS */
+	int			 tls_then_connect; /* implicit TLS: then connect */
+	long long		 pregreet_until; /* util_mono_ms() */
+	struct proxy_spool	 sp;		/* PH_DATA: the message */
+	int			 sp_open;
+	int			 rx_too_big, rx_long_line, rx_spool_err;
+	char			 auth_mech[64];	/* PH_AUTH */
+	char			 auth_user[256];
+	int			 auth_round;
 	char			 line[PROXY_TEXT_LINE_MAX + 1];
 };
 
@@ -293,7 +338,7 @@ proxy_sess_xclient(struct proxy_sess *s, const char *proto, const char *helo)
 static int
 proxy_sess_backend_starttls(struct proxy_sess *s)
 {
-	char err[256], version[32], cipher[128];
+	char err[256], version[32], cipher[128], peer[300];
 
 	if (proxy_sess_be_ehlo(s, "EHLO (for STARTTLS)") != 0)
 		return -1;
@@ -308,14 +353,15 @@ proxy_sess_backend_starttls(struct proxy_sess *s)
 		    "STARTTLS refused" : "data after its 220");
 		return -1;
 	}
-	if (proxy_tls_connect(s->conn->be_tls, &s->be.io,
+	if (proxy_tls_connect(s->conn->be_tls, &s->be.io, s->cfg,
 	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
 		proxy_sess_backend_fail(s, "STARTTLS", err);
 		return -1;
 	}
 	proxy_tls_info(&s->be.io, version, sizeof(version), cipher, sizeof(cipher));
-	log_info("%s proxy: %s TLS to backend %s: %s %s", SID(s), s->peer,
-	    s->be.name, version, cipher);
+	proxy_tls_peer_status(&s->be.io, peer, sizeof(peer));
+	log_info("%s proxy: %s TLS to backend %s: %s %s, %s", SID(s), s->peer,
+	    s->be.name, version, cipher, peer);
 	if (proxy_sess_be_ehlo(s, "EHLO (after STARTTLS)") != 0)
 		return -1;
 	s->be_ehlo = 1;
@@ -365,31 +411,20 @@ proxy_sess_open_backend(struct proxy_sess *s)
 	return 0;
 }
 
-/*
- * proxy_sess_pregreet - the greet pause (postscreen's pregreet test): a
- * real MTA waits for the banner, a zombie often talks at once. -1 when
- * the client talked first (answered 554, session closing).
- */
-static int
-proxy_sess_pregreet(struct proxy_sess *s)
+/* proxy_sess_greet - the connection checks passed: only now the
+ * backend, then the banner. */
+static void
+proxy_sess_greet(struct proxy_sess *s)
 {
-	int r;
-
-	if (s->cfg->proxy_greet_pause_ms <= 0)
-		return 0;
-	r = proxy_io_wait_input(&s->cli, s->cfg->proxy_greet_pause_ms);
-	if (r == 0)
-		return 0;
-	txn_symbol(s->t, "PREGREET", NULL);
-	log_warn("%s proxy: %s PREGREET: talked before the banner%s", SID(s),
-	    s->peer, r < 0 ? " (or left)" : "");
-	proxy_sess_reply(s, "554 5.3.0 %s Error: protocol error, talked before"
-	    " the banner", s->cfg->hostname);
-	proxy_sess_enter(s, PS_CLOSING);
-	return -1;
+	if (proxy_sess_open_backend(s) != 0)
+		return;
+	proxy_sess_reply(s, "220 %s ESMTP", s->cfg->hostname);
+	proxy_sess_enter(s, PS_GREET);
+	s->phase = PH_CMD;
 }
 
-/* proxy_sess_connect - engine connect stage, backend, banner. */
+/* proxy_sess_connect - the engine's connect stage, then the greet pause
+ * or at once the backend and the banner. */
 static void
 proxy_sess_connect(struct proxy_sess *s)
 {
@@ -409,17 +444,47 @@ proxy_sess_connect(struct proxy_sess *s)
 		log_info("%s proxy: %s reject at connect%s%s", SID(s), s->peer,
 		    v.symbol[0] ? " by " : "", v.symbol);
 		proxy_sess_enter(s, PS_REJECTED);
+		s->phase = PH_CMD;
 		return;
 	}
 	if (v.action == VERDICT_DISCARD)
 		s->discard_conn = 1;
-	if (proxy_sess_pregreet(s) != 0)
+	if (s->cfg->proxy_greet_pause_ms > 0) {
+		s->pregreet_until = util_mono_ms() + s->cfg->proxy_greet_pause_ms;
+		s->phase = PH_PREGREET;
 		return;
-	/* Only now, with the connection checks passed, the backend. */
-	if (proxy_sess_open_backend(s) != 0)
-		return;
-	proxy_sess_reply(s, "220 %s ESMTP", s->cfg->hostname);
-	proxy_sess_enter(s, PS_GREET);
+	}
+	proxy_sess_greet(s);
+}
+
+/*
+ * proxy_ph_pregreet - the greet pause (postscreen's pregreet test): a
+ * real MTA waits for the banner, a zombie often talks at once. Input
+ * (or a close) before the pause ends: 554, closing. 0 to wait (*wait_ms
+ * set), 1 to go on.
+ */
+static int
+proxy_ph_pregreet(struct proxy_sess *s, int timed_out, int *wait_ms)
+{
+	long long left = s->pregreet_until - util_mono_ms();
+	int r = proxy_io_has_input(&s->cli) ? 1 :
+	    proxy_io_read_more(&s->cli, PROXY_IO_NOWAIT);
+
+	if (r == -2) {
+		if (!timed_out && left > 0) {
+			*wait_ms = (int)left;
+			return 0;
+		}
+		proxy_sess_greet(s);
+		return 1;
+	}
+	txn_symbol(s->t, "PREGREET", NULL);
+	log_warn("%s proxy: %s PREGREET: talked before the banner%s", SID(s),
+	    s->peer, r <= 0 ? " (or left)" : "");
+	proxy_sess_reply(s, "554 5.3.0 %s Error: protocol error, talked before"
+	    " the banner", s->cfg->hostname);
+	proxy_sess_enter(s, PS_CLOSING);
+	return 1;
 }
 
 /* ---- commands ---- */
@@ -598,74 +663,63 @@ proxy_cmd_rcpt(struct proxy_sess *s, const char *arg)
 
 /* ---- DATA ---- */
 
-enum proxy_rx {
-	RX_OK, RX_TOO_BIG, RX_LONG_LINE, RX_FRAMING, RX_SPOOL_ERR,
-	RX_TIMEOUT, RX_GONE,
-};
-
 /*
- * proxy_sess_receive - read the message up to the final dot into sp,
- * removing the dot-stuffing. Over-long lines and too much data are read
- * to the end and reported; a framing error (bare CR/LF, NUL) stops at
- * once.
+ * proxy_sess_data_line - one line of the message (read with status st,
+ * len octets in s->line) into the spool, without its dot-stuffing.
+ * Over-long lines and too much data are read to the end and reported; a
+ * framing error (bare CR/LF, NUL) stops at once. Returns RX_MORE, or how
+ * the message ended.
  */
 static enum proxy_rx
-proxy_sess_receive(struct proxy_sess *s, struct proxy_spool *sp)
+proxy_sess_data_line(struct proxy_sess *s, enum proxy_line_status st,
+    size_t len)
 {
-	size_t limit = (size_t)s->cfg->message_size_limit, len;
-	int too_big = 0, long_line = 0, spool_err = 0;
+	size_t limit = (size_t)s->cfg->message_size_limit;
+	const char *p = s->line;
 	char err[256];
 
-	for (;;) {
-		enum proxy_line_status st = proxy_io_read_line(&s->cli, s->line,
-		    sizeof(s->line), PROXY_TEXT_LINE_MAX - 2, &len,
-		    proxy_sess_ms(s->cfg->proxy_data_timeout));
-		const char *p = s->line;
-
-		if (st == PL_BARE_LF && s->bare_lf_ok)
-			st = PL_OK;	/* repaired: the spool gets CRLF */
-		switch (st) {
-		case PL_OK:
-			break;
-		case PL_TOO_LONG:
-			long_line = 1;
-			continue;
-		case PL_BARE_LF:
-		case PL_BARE_CR:
-		case PL_NUL:
-			log_warn("%s proxy: %s %s IN DATA: message refused,"
-			    " closing", SID(s), s->peer,
-			    st == PL_BARE_LF ? "BARE LF" : st == PL_BARE_CR ?
-			    "BARE CR" : "NUL");
-			txn_symbol(s->t, "SMTP_BAD_FRAMING",
-			    proxy_line_status_name(st));
-			return RX_FRAMING;
-		case PL_TIMEOUT:
-			return RX_TIMEOUT;
-		default:
-			return RX_GONE;
-		}
-		if (len == 1 && p[0] == '.')
-			break;
-		if (p[0] == '.') {
-			p++;
-			len--;
-		}
-		if (too_big || long_line || spool_err)
-			continue;
-		if (sp->len + len + 2 > limit) {
-			too_big = 1;
-			continue;
-		}
-		if (proxy_spool_append(sp, p, len, err, sizeof(err)) != 0 ||
-		    proxy_spool_append(sp, "\r\n", 2, err, sizeof(err)) != 0) {
-			log_err("%s proxy: %s", SID(s), err);
-			spool_err = 1;
-		}
+	if (st == PL_BARE_LF && s->bare_lf_ok)
+		st = PL_OK;	/* repaired: the spool gets CRLF */
+	switch (st) {
+	case PL_OK:
+		break;
+	case PL_TOO_LONG:
+		s->rx_long_line = 1;
+		return RX_MORE;
+	case PL_BARE_LF:
+	case PL_BARE_CR:
+	case PL_NUL:
+		log_warn("%s proxy: %s %s IN DATA: message refused, closing",
+		    SID(s), s->peer, st == PL_BARE_LF ? "BARE LF" :
+		    st == PL_BARE_CR ? "BARE CR" : "NUL");
+		txn_symbol(s->t, "SMTP_BAD_FRAMING", proxy_line_status_name(st));
+		return RX_FRAMING;
+	default:
+		return RX_GONE;
 	}
-	if (spool_err || proxy_spool_finish(sp, err, sizeof(err)) != 0)
-		return RX_SPOOL_ERR;
-	return too_big ? RX_TOO_BIG : long_line ? RX_LONG_LINE : RX_OK;
+	if (len == 1 && p[0] == '.') {
+		if (s->rx_spool_err || proxy_spool_finish(&s->sp, err,
+		    sizeof(err)) != 0)
+			return RX_SPOOL_ERR;
+		return s->rx_too_big ? RX_TOO_BIG : s->rx_long_line ?
+		    RX_LONG_LINE : RX_OK;
+	}
+	if (p[0] == '.') {
+		p++;
+		len--;
+	}
+	if (s->rx_too_big || s->rx_long_line || s->rx_spool_err)
+		return RX_MORE;
+	if (s->sp.len + len + 2 > limit) {
+		s->rx_too_big = 1;
+		return RX_MORE;
+	}
+	if (proxy_spool_append(&s->sp, p, len, err, sizeof(err)) != 0 ||
+	    proxy_spool_append(&s->sp, "\r\n", 2, err, sizeof(err)) != 0) {
+		log_err("%s proxy: %s", SID(s), err);
+		s->rx_spool_err = 1;
+	}
+	return RX_MORE;
 }
 
 /*
@@ -766,21 +820,30 @@ proxy_sess_eom(struct proxy_sess *s, struct proxy_spool *sp)
 static void
 proxy_cmd_data(struct proxy_sess *s)
 {
-	struct proxy_spool sp;
 	struct verdict v;
-	enum proxy_rx rx;
 
 	eng_event(s->t, TXN_EV_DATA, &v);
 	if (proxy_sess_decide(s, &v, 0))
 		return;
 	proxy_sess_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	proxy_sess_enter(s, PS_DATA);
-	proxy_spool_init(&sp, (size_t)s->cfg->proxy_spool_memory,
+	proxy_spool_init(&s->sp, (size_t)s->cfg->proxy_spool_memory,
 	    s->cfg->proxy_spool_dir);
-	rx = proxy_sess_receive(s, &sp);
+	s->sp_open = 1;
+	s->rx_too_big = s->rx_long_line = s->rx_spool_err = 0;
+	s->phase = PH_DATA;
+}
+
+/* proxy_sess_data_end - the message ended as rx: check and deliver it,
+ * or say why not; back to commands. */
+static void
+proxy_sess_data_end(struct proxy_sess *s, enum proxy_rx rx)
+{
 	switch (rx) {
+	case RX_MORE:
+		PANIC("proxy_sess_data_end: message not ended");
 	case RX_OK:
-		proxy_sess_eom(s, &sp);
+		proxy_sess_eom(s, &s->sp);
 		break;
 	case RX_TOO_BIG:
 		proxy_sess_reply(s, "552 5.3.4 Message size exceeds fixed limit");
@@ -812,10 +875,33 @@ proxy_cmd_data(struct proxy_sess *s)
 		proxy_sess_enter(s, PS_CLOSING);
 		break;
 	}
-	proxy_spool_free(&sp);
+	proxy_spool_free(&s->sp);
+	s->sp_open = 0;
 	proxy_sess_reset_msg(s);
 	if (s->state == PS_DATA)
 		proxy_sess_enter(s, PS_READY);
+	s->phase = PH_CMD;
+}
+
+/* proxy_ph_data - lines of the message as they come. */
+static int
+proxy_ph_data(struct proxy_sess *s, int timed_out)
+{
+	enum proxy_line_status st;
+	enum proxy_rx rx;
+	size_t len;
+
+	if (timed_out) {
+		proxy_sess_data_end(s, RX_TIMEOUT);
+		return 1;
+	}
+	st = proxy_io_read_line(&s->cli, s->line, sizeof(s->line),
+	    PROXY_TEXT_LINE_MAX - 2, &len, PROXY_IO_NOWAIT);
+	if (st == PL_AGAIN)
+		return 0;
+	if ((rx = proxy_sess_data_line(s, st, len)) != RX_MORE)
+		proxy_sess_data_end(s, rx);
+	return 1;
 }
 
 /* ---- TLS and AUTH ---- */
@@ -836,7 +922,6 @@ proxy_sess_tls_up(struct proxy_sess *s)
 static void
 proxy_cmd_starttls(struct proxy_sess *s)
 {
-	char err[256];
 	size_t dropped;
 
 	if (s->conn->tls == NULL) {
@@ -855,21 +940,53 @@ proxy_cmd_starttls(struct proxy_sess *s)
 		txn_symbol(s->t, "STARTTLS_INJECTION", NULL);
 	}
 	proxy_sess_reply(s, "220 2.0.0 Ready to start TLS");
-	if (proxy_io_flush(&s->cli) != 0 ||
-	    proxy_tls_accept(s->conn->tls, &s->cli,
-	    proxy_sess_ms(s->cfg->proxy_client_timeout), err, sizeof(err)) != 0) {
-		log_info("%s proxy: %s STARTTLS failed: %s", SID(s), s->peer,
-		    err);
-		proxy_sess_enter(s, PS_CLOSING);
-		return;
+	s->tls_start = 1;
+	s->phase = PH_TLS;
+}
+
+/*
+ * proxy_ph_tls - the server handshake, step by step: first the 220 of
+ * STARTTLS out in plaintext, then OpenSSL's rounds. Done: implicit TLS
+ * goes on to the connect stage; STARTTLS starts the session afresh
+ * (RFC 3207 §4.2: discard all knowledge from the client).
+ */
+static int
+proxy_ph_tls(struct proxy_sess *s, int timed_out)
+{
+	char err[256] = "timeout";
+	int r = -1;
+
+	if (!timed_out && s->tls_start) {
+		if ((r = proxy_io_flush_some(&s->cli)) == 1)
+			return 0;
+		if (r == 0 && proxy_tls_accept_start(s->conn->tls, &s->cli, err,
+		    sizeof(err)) == 0)
+			s->tls_start = 0;
+		else
+			str_copy(err, "write error or no TLS", sizeof(err));
+	}
+	if (!timed_out && !s->tls_start &&
+	    (r = proxy_tls_accept_step(&s->cli, err, sizeof(err))) == 0)
+		return 0;
+	if (timed_out || r < 0) {
+		log_info("%s proxy: %s %s failed: %s", SID(s), s->peer,
+		    s->tls_then_connect ? "TLS handshake" : "STARTTLS", err);
+		s->phase = PH_DONE;
+		return 1;
 	}
 	proxy_sess_tls_up(s);
-	/* RFC 3207 §4.2: discard all knowledge from the client. */
+	if (s->tls_then_connect) {
+		s->tls_then_connect = 0;
+		proxy_sess_connect(s);
+		return 1;
+	}
 	proxy_sess_reset_msg(s);
 	txn_set_helo(s->t, NULL);
 	s->helo_done = 0;
 	s->helo_plain = 0;
 	proxy_sess_enter(s, PS_GREET);
+	s->phase = PH_CMD;
+	return 1;
 }
 
 /* proxy_b64_decode - base64 text to bytes (NUL-terminated); -1 bad. */
@@ -929,6 +1046,38 @@ proxy_auth_user(const char *mech, const char *resp, char *user, size_t ulen)
 }
 
 /*
+ * proxy_sess_auth_next - the backend's reply to AUTH or to a response:
+ * a 334 challenge goes to the client (PH_AUTH waits for its answer); a
+ * final reply ends the exchange, and a 235 marks the txn authenticated.
+ */
+static void
+proxy_sess_auth_next(struct proxy_sess *s)
+{
+	const char *user = s->auth_user[0] ? s->auth_user : "unknown";
+
+	if (s->r.code == 334) {
+		if (s->auth_round++ == PROXY_AUTH_ROUNDS) {
+			proxy_sess_backend_fail(s, "AUTH", "too many challenges");
+			return;
+		}
+		proxy_sess_relay(s);
+		s->phase = PH_AUTH;
+		return;
+	}
+	s->phase = PH_CMD;
+	if (s->r.code == 235) {
+		s->auth_done = 1;
+		txn_set_auth(s->t, user);
+		log_info("%s proxy: %s AUTH %s user=%s: backend 235", SID(s),
+		    s->peer, s->auth_mech, user);
+	} else {
+		log_info("%s proxy: %s AUTH %s user=%s failed: backend %d",
+		    SID(s), s->peer, s->auth_mech, user, s->r.code);
+	}
+	proxy_sess_relay(s);
+}
+
+/*
  * proxy_cmd_auth - relay a SASL exchange to the backend: each 334
  * challenge to the client, each client response to the backend, until
  * the backend's final reply, which the client gets. The proxy never
@@ -938,9 +1087,8 @@ proxy_auth_user(const char *mech, const char *resp, char *user, size_t ulen)
 static void
 proxy_cmd_auth(struct proxy_sess *s, const char *arg)
 {
-	char mech[64], cmd[PROXY_CMD_LINE_MAX + 8], user[256] = "";
-	const char *ir;
-	size_t ml = strcspn(arg, " "), len;
+	char cmd[PROXY_CMD_LINE_MAX + 8];
+	size_t ml = strcspn(arg, " ");
 
 	if (!s->tls_on) {
 		proxy_sess_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
@@ -950,56 +1098,53 @@ proxy_cmd_auth(struct proxy_sess *s, const char *arg)
 		proxy_sess_reply(s, "503 5.5.1 Error: already authenticated");
 		return;
 	}
-	if (!(s->be.caps & PB_CAP_AUTH) || ml >= sizeof(mech)) {
+	if (!(s->be.caps & PB_CAP_AUTH) || ml >= sizeof(s->auth_mech)) {
 		proxy_sess_reply(s, "502 5.5.1 Error: authentication not enabled");
 		return;
 	}
-	memcpy(mech, arg, ml);
-	mech[ml] = '\0';
-	ir = arg[ml] == ' ' ? arg + ml + 1 : NULL;
+	memcpy(s->auth_mech, arg, ml);
+	s->auth_mech[ml] = '\0';
+	s->auth_user[0] = '\0';
+	s->auth_round = 0;
+	if (arg[ml] == ' ')	/* an initial response */
+		proxy_auth_user(s->auth_mech, arg + ml + 1, s->auth_user,
+		    sizeof(s->auth_user));
 	str_fmt(cmd, sizeof(cmd), "AUTH %s", arg);
 	if (proxy_sess_cmd(s, cmd, "AUTH") != 0)
 		return;
-	for (int round = 0; s->r.code == 334; round++) {
-		enum proxy_line_status st;
+	proxy_sess_auth_next(s);
+}
 
-		if (round == PROXY_AUTH_ROUNDS) {
-			proxy_sess_backend_fail(s, "AUTH", "too many challenges");
-			return;
-		}
-		proxy_sess_relay(s);
-		st = proxy_io_read_line(&s->cli, s->line, sizeof(s->line),
-		    PROXY_TEXT_LINE_MAX - 2, &len,
-		    proxy_sess_ms(s->cfg->proxy_client_timeout));
-		if (st != PL_OK) {
-			/* Cancel the exchange; the session ends or the
-			 * client is told its line was bad. */
-			if (proxy_sess_cmd(s, "*", "AUTH cancel") != 0)
-				return;
-			if (st == PL_EOF || st == PL_TIMEOUT || st == PL_ERROR) {
-				proxy_sess_enter(s, PS_CLOSING);
-				return;
-			}
-			proxy_sess_reply(s, "501 5.5.2 Error: bad AUTH response line");
-			return;
-		}
-		if (ir == NULL && user[0] == '\0')
-			proxy_auth_user(mech, s->line, user, sizeof(user));
-		if (proxy_sess_cmd(s, s->line, "AUTH response") != 0)
-			return;
+/* proxy_ph_auth - the client's answer to a 334 challenge. */
+static int
+proxy_ph_auth(struct proxy_sess *s, int timed_out)
+{
+	enum proxy_line_status st = PL_TIMEOUT;
+	size_t len;
+
+	if (!timed_out && (st = proxy_io_read_line(&s->cli, s->line,
+	    sizeof(s->line), PROXY_TEXT_LINE_MAX - 2, &len,
+	    PROXY_IO_NOWAIT)) == PL_AGAIN)
+		return 0;
+	if (st != PL_OK) {
+		/* Cancel the exchange; the session ends or the client is
+		 * told its line was bad. */
+		s->phase = PH_CMD;
+		if (proxy_sess_cmd(s, "*", "AUTH cancel") != 0)
+			return 1;
+		if (st == PL_EOF || st == PL_TIMEOUT || st == PL_ERROR)
+			proxy_sess_enter(s, PS_CLOSING);
+		else
+			proxy_sess_reply(s, "501 5.5.2 Error: bad AUTH response"
+			    " line");
+		return 1;
 	}
-	if (ir != NULL)
-		proxy_auth_user(mech, ir, user, sizeof(user));
-	if (s->r.code == 235) {
-		s->auth_done = 1;
-		txn_set_auth(s->t, user[0] ? user : "unknown");
-		log_info("%s proxy: %s AUTH %s user=%s: backend 235", SID(s),
-		    s->peer, mech, user[0] ? user : "unknown");
-	} else {
-		log_info("%s proxy: %s AUTH %s user=%s failed: backend %d",
-		    SID(s), s->peer, mech, user[0] ? user : "unknown", s->r.code);
-	}
-	proxy_sess_relay(s);
+	if (s->auth_user[0] == '\0')
+		proxy_auth_user(s->auth_mech, s->line, s->auth_user,
+		    sizeof(s->auth_user));
+	if (proxy_sess_cmd(s, s->line, "AUTH response") == 0)
+		proxy_sess_auth_next(s);
+	return 1;
 }
 
 /* ---- the rest ---- */
@@ -1106,36 +1251,37 @@ proxy_sess_dispatch(struct proxy_sess *s)
 
 /* proxy_sess_untrusted_pp - a PROXY v2 signature as the first bytes
  * from a client that is no trusted upstream: a protocol error (v1 is
- * caught by the verb table). Waits for the first input. 1 when seen
- * (answered). */
+ * caught by the verb table). Returns 0 to wait for more input, 1 to go
+ * on with commands, 2 when it was seen (answered, closing). */
 static int
 proxy_sess_untrusted_pp(struct proxy_sess *s)
 {
 	static const unsigned char sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 		0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
 	size_t n;
-	const unsigned char *p;
+	const unsigned char *p = proxy_io_peek(&s->cli, &n);
 
-	int r = proxy_io_wait_input(&s->cli,
-	    proxy_sess_ms(s->cfg->proxy_client_timeout));
+	if (n < 4 && memcmp(p, sig, n) == 0) {
+		/* Too short to tell yet (or nothing read so far). */
+		int r = proxy_io_read_more(&s->cli, PROXY_IO_NOWAIT);
 
-	if (r == 0) {
-		proxy_sess_reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    s->cfg->hostname);
+		if (r == -2)
+			return 0;
+		if (r > 0)
+			return 1;	/* looked at again on the next turn */
+		s->pp_checked = 1;	/* EOF or error: the reader sees it */
 		return 1;
 	}
-	if (r < 0 || (proxy_io_pending(&s->cli) == 0 &&
-	    proxy_io_read_more(&s->cli, 1000) <= 0))
-		return 0;	/* the reader sees the error */
-	p = proxy_io_peek(&s->cli, &n);
-	if (n < 4 || memcmp(p, sig, n < sizeof(sig) ? n : sizeof(sig)) != 0)
-		return 0;
+	s->pp_checked = 1;
+	if (memcmp(p, sig, n < sizeof(sig) ? n : sizeof(sig)) != 0)
+		return 1;
 	txn_symbol(s->t, "NON_SMTP_COMMAND", "PROXY");
 	log_warn("%s proxy: %s PROXY HEADER from an untrusted client: closing",
 	    SID(s), s->peer);
 	proxy_sess_reply(s, "421 4.7.0 %s Error: not an SMTP command, closing",
 	    s->cfg->hostname);
-	return 1;
+	proxy_sess_enter(s, PS_CLOSING);
+	return 2;
 }
 
 /*
@@ -1159,25 +1305,36 @@ proxy_sess_pipelined(struct proxy_sess *s)
 	return 1;
 }
 
-/* proxy_sess_command - read and handle one command; 0 to go on. */
+/* proxy_ph_cmd - read and handle one command. */
 static int
-proxy_sess_command(struct proxy_sess *s)
+proxy_ph_cmd(struct proxy_sess *s, int timed_out)
 {
 	size_t len;
 	enum proxy_line_status st;
 
-	if (s->ncmds++ == 0 && !s->conn->upstream && proxy_sess_untrusted_pp(s))
-		return -1;
-	st = proxy_io_read_line(&s->cli, s->line,
-	    sizeof(s->line), PROXY_CMD_LINE_MAX - 2, &len,
-	    proxy_sess_ms(s->cfg->proxy_client_timeout));
+	if (timed_out) {
+		proxy_sess_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->cfg->hostname);
+		proxy_sess_enter(s, PS_CLOSING);
+		return 1;
+	}
+	if (!s->pp_checked && !s->conn->upstream) {
+		int r = proxy_sess_untrusted_pp(s);
 
+		if (r != 1 || !s->pp_checked)
+			return r;
+	}
+	st = proxy_io_read_line(&s->cli, s->line, sizeof(s->line),
+	    PROXY_CMD_LINE_MAX - 2, &len, PROXY_IO_NOWAIT);
+	if (st == PL_AGAIN)
+		return 0;
+	s->ncmds++;
 	if (st == PL_BARE_LF && s->bare_lf_ok)
 		st = PL_OK;	/* a listed legacy client: LF taken as CRLF */
 	switch (st) {
 	case PL_OK:
 		if (proxy_sess_pipelined(s))
-			return -1;
+			return 1;
 		proxy_sess_dispatch(s);
 		break;
 	case PL_TOO_LONG:
@@ -1195,126 +1352,185 @@ proxy_sess_command(struct proxy_sess *s)
 		proxy_sess_reply(s, "500 5.5.2 Error: bare CR, bare LF or NUL in"
 		    " command");
 		break;
-	case PL_TIMEOUT:
-		proxy_sess_reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    s->cfg->hostname);
-		return -1;
 	default:
 		log_debug("%s proxy: %s client closed (%s)", SID(s), s->peer,
 		    proxy_line_status_name(st));
-		return -1;
+		proxy_sess_enter(s, PS_CLOSING);
+		return 1;
 	}
 	if (s->nerrors >= PROXY_MAX_ERRORS && s->state != PS_CLOSING) {
 		proxy_sess_reply(s, "421 4.7.0 %s Error: too many errors",
 		    s->cfg->hostname);
-		return -1;
+		proxy_sess_enter(s, PS_CLOSING);
 	}
-	return s->state == PS_CLOSING ? -1 : 0;
+	return 1;
+}
+
+/* proxy_sess_client_known - the client's address is known (from
+ * accept() or the upstream's PROXY header): tell the engine, then
+ * implicit TLS or the connect stage. */
+static int
+proxy_sess_client_known(struct proxy_sess *s)
+{
+	char err[256];
+
+	txn_set_client(s->t, s->ip, s->port, NULL);
+	s->bare_lf_ok = s->cfg->proxy_bare_lf_exempt[0] != '\0' &&
+	    proxy_ip_in_list(s->ip, s->cfg->proxy_bare_lf_exempt) == 1;
+	if (!s->conn->implicit_tls) {
+		proxy_sess_connect(s);
+		return 1;
+	}
+	if (proxy_tls_accept_start(s->conn->tls, &s->cli, err,
+	    sizeof(err)) != 0) {
+		log_info("%s proxy: %s TLS handshake failed: %s", SID(s),
+		    s->peer, err);
+		s->phase = PH_DONE;
+		return 1;
+	}
+	s->tls_then_connect = 1;
+	s->phase = PH_TLS;
+	return 1;
 }
 
 /*
- * proxy_sess_upstream - read the PROXY header a trusted upstream sends
- * before anything else; its client becomes ours. -1 (session to end)
- * when it is missing or malformed.
+ * proxy_ph_upstream - the PROXY header a trusted upstream sends before
+ * anything else; its client becomes ours, and is held to the per-IP
+ * limit (conn->admit). Missing or malformed: 421, closing.
  */
 static int
-proxy_sess_upstream(struct proxy_sess *s, char *ip, size_t iplen, int *port)
+proxy_ph_upstream(struct proxy_sess *s, int timed_out)
 {
 	struct proxy_pp_addr a;
-	char err[200] = "header incomplete after 32 reads";
+	char err[200] = "no PROXY header in time";
 	size_t n, used;
-	int r;
+	const unsigned char *p = proxy_io_peek(&s->cli, &n);
+	int r = n > 0 ? proxy_pp_parse(p, n, &used, &a, err, sizeof(err)) : 0;
 
-	for (int reads = 0; reads < 32; reads++) {
-		const unsigned char *p = proxy_io_peek(&s->cli, &n);
+	if (r == 1) {
+		proxy_io_consume(&s->cli, used);
+		if (!a.local) {
+			str_copy(s->ip, a.src, sizeof(s->ip));
+			s->port = a.sport;
+			str_copy(s->dst_ip, a.dst, sizeof(s->dst_ip));
+			s->dst_port = a.dport;
+		}
+		str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", s->ip, s->port);
+		log_info("%s proxy: %s PROXY header: client [%s]:%d", SID(s),
+		    s->peer, s->ip, s->port);
+		if (!a.local && s->conn->admit != NULL &&
+		    s->conn->admit(s->conn->admit_ctx, s->ip) != 0) {
+			proxy_sess_reply(s, "421 4.7.0 Error: too many connections"
+			    " from your address, try again later");
+			proxy_sess_enter(s, PS_CLOSING);
+			return 1;
+		}
+		return proxy_sess_client_known(s);
+	}
+	if (r == 0 && !timed_out) {
+		if (s->pp_reads++ < PROXY_PP_READS) {
+			int m = proxy_io_read_more(&s->cli, PROXY_IO_NOWAIT);
 
-		r = n > 0 ? proxy_pp_parse(p, n, &used, &a, err, sizeof(err)) : 0;
-		if (r == 1) {
-			proxy_io_consume(&s->cli, used);
-			if (!a.local) {
-				str_copy(ip, a.src, iplen);
-				*port = a.sport;
-				str_copy(s->dst_ip, a.dst, sizeof(s->dst_ip));
-				s->dst_port = a.dport;
-			}
-			log_info("%s proxy: %s PROXY header: client [%s]:%d", SID(s),
-			    s->peer, ip, *port);
-			return 0;
+			if (m > 0)
+				return 1;
+			if (m == -2)
+				return 0;
 		}
-		if (r < 0)
-			break;
-		if (proxy_io_read_more(&s->cli,
-		    proxy_sess_ms(s->cfg->proxy_client_timeout)) <= 0) {
-			str_copy(err, "connection closed or timed out before the"
-			    " PROXY header", sizeof(err));
-			break;
-		}
+		str_copy(err, "connection closed, or the header incomplete",
+		    sizeof(err));
 	}
 	log_warn("%s proxy: %s trusted upstream without a valid PROXY header:"
 	    " %s", SID(s), s->peer, err);
 	proxy_sess_reply(s, "421 4.3.0 %s Error: PROXY protocol header expected",
 	    s->cfg->hostname);
-	return -1;
+	proxy_sess_enter(s, PS_CLOSING);
+	return 1;
 }
 
-/* proxy_sess_start - everything before the engine's connect stage:
- * the upstream's PROXY header, our own address, implicit TLS. -1 ends
- * the session. */
+/* proxy_ph_close - the last replies out (bounded), then done. */
 static int
-proxy_sess_start(struct proxy_sess *s, int fd, const struct sockaddr *peer)
+proxy_ph_close(struct proxy_sess *s, int timed_out)
 {
-	struct sockaddr_storage me;
-	socklen_t ml = sizeof(me);
-	char ip[INET6_ADDRSTRLEN], err[256];
-	int port;
-
-	proxy_sockaddr_ip(peer, ip, sizeof(ip), &port);
-	str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", ip, port);
-	if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
-		proxy_sockaddr_ip((struct sockaddr *)&me, s->dst_ip,
-		    sizeof(s->dst_ip), &s->dst_port);
-	log_info("%s proxy: connect from %s", SID(s), s->peer);
-	if (s->conn->upstream) {
-		if (proxy_sess_upstream(s, ip, sizeof(ip), &port) != 0)
-			return -1;
-		str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", ip, port);
-	}
-	txn_set_client(s->t, ip, port, NULL);
-	s->bare_lf_ok = s->cfg->proxy_bare_lf_exempt[0] != '\0' &&
-	    proxy_ip_in_list(ip, s->cfg->proxy_bare_lf_exempt) == 1;
-	if (s->conn->implicit_tls) {
-		if (proxy_tls_accept(s->conn->tls, &s->cli,
-		    proxy_sess_ms(s->cfg->proxy_client_timeout), err,
-		    sizeof(err)) != 0) {
-			log_info("%s proxy: %s TLS handshake failed: %s", SID(s),
-			    s->peer, err);
-			return -1;
-		}
-		proxy_sess_tls_up(s);
-	}
-	return 0;
+	if (!timed_out && proxy_io_flush_some(&s->cli) == 1)
+		return 0;
+	s->phase = PH_DONE;
+	return 1;
 }
 
-void
-proxy_session_run(struct eng *e, int fd, const struct sockaddr *peer,
+struct proxy_sess *
+proxy_session_new(struct eng *e, int fd, const struct sockaddr *peer,
     const struct proxy_conn *conn)
 {
 	struct proxy_sess *s = xcalloc(1, sizeof(*s));
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
 	int one = 1;
 
 	s->t = eng_txn_new(e);
 	s->cfg = eng_cfg(s->t);
 	s->conn = conn;
 	s->be.io.fd = -1;
+	s->phase = PH_START;
 	proxy_reply_init(&s->r);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	proxy_io_init(&s->cli, fd, proxy_sess_ms(s->cfg->proxy_client_timeout));
-	if (proxy_sess_start(s, fd, peer) == 0) {
-		proxy_sess_connect(s);
-		while (s->state != PS_CLOSING && proxy_sess_command(s) == 0)
-			;
+	proxy_sockaddr_ip(peer, s->ip, sizeof(s->ip), &s->port);
+	str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", s->ip, s->port);
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
+		proxy_sockaddr_ip((struct sockaddr *)&me, s->dst_ip,
+		    sizeof(s->dst_ip), &s->dst_port);
+	log_info("%s proxy: connect from %s", SID(s), s->peer);
+	return s;
+}
+
+int
+proxy_session_fd(const struct proxy_sess *s)
+{
+	return s->cli.fd;
+}
+
+enum proxy_wait
+proxy_session_step(struct proxy_sess *s, int timed_out, int *wait_ms)
+{
+	for (;;) {
+		int go = 1;
+
+		*wait_ms = proxy_sess_ms(s->phase == PH_DATA ?
+		    s->cfg->proxy_data_timeout : s->cfg->proxy_client_timeout);
+		if (s->state == PS_CLOSING && s->phase < PH_CLOSE)
+			s->phase = PH_CLOSE;
+		switch (s->phase) {
+		case PH_START:
+			go = s->conn->upstream ? (s->phase = PH_UPSTREAM, 1) :
+			    proxy_sess_client_known(s);
+			break;
+		case PH_UPSTREAM: go = proxy_ph_upstream(s, timed_out); break;
+		case PH_TLS: go = proxy_ph_tls(s, timed_out); break;
+		case PH_PREGREET:
+			go = proxy_ph_pregreet(s, timed_out, wait_ms);
+			break;
+		case PH_CMD: go = proxy_ph_cmd(s, timed_out); break;
+		case PH_DATA: go = proxy_ph_data(s, timed_out); break;
+		case PH_AUTH: go = proxy_ph_auth(s, timed_out); break;
+		case PH_CLOSE: go = proxy_ph_close(s, timed_out); break;
+		case PH_DONE: return PW_DONE;
+		}
+		timed_out = 0;
+		if (!go)
+			return s->cli.want == POLLOUT ? PW_WRITE : PW_READ;
 	}
-	(void)proxy_io_flush(&s->cli);
+}
+
+void
+proxy_session_free(struct proxy_sess *s)
+{
+	if (s == NULL)
+		return;
+	if (s->sp_open) {
+		log_info("%s proxy: %s session ended in DATA: nothing delivered",
+		    SID(s), s->peer);
+		proxy_spool_free(&s->sp);
+	}
 	proxy_backend_close(&s->be);
 	log_info("%s proxy: disconnect from %s%s%s", SID(s), s->peer,
 	    s->tls_on ? " tls=" : "", s->tls_on ? s->t->tls_version : "");

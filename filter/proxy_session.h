@@ -1,7 +1,9 @@
 /*
  * proxy_session.h - one SMTP client connection of the proxy: the state
  * machine that checks each command with the engine and relays it to the
- * backend in lockstep.
+ * backend in lockstep. Event-driven: the session is stepped whenever its
+ * client socket is ready (or its wait timed out) and says what to wait
+ * for next; proxy.c's event loop does the waiting.
  */
 #ifndef MXW_PROXY_SESSION_H
 #define MXW_PROXY_SESSION_H
@@ -9,6 +11,7 @@
 #include <sys/socket.h>
 
 struct eng;
+struct proxy_sess;
 struct proxy_tls;
 
 /* What the listener knows about a connection before the session runs. */
@@ -18,16 +21,46 @@ struct proxy_conn {
 	int			 implicit_tls;	/* accepted on proxy_listen_tls */
 	int			 upstream;	/* from proxy_trusted_upstreams:
 						 * a PROXY header comes first */
+	/* admit - called with the client's address from an upstream's
+	 * PROXY header: 0 admits it, non-zero means the per-IP limit is
+	 * reached (the session answers 421 and ends). May be NULL. */
+	int			(*admit)(void *ctx, const char *ip);
+	void			*admit_ctx;
+};
+
+/* What a session waits for after a step. */
+enum proxy_wait {
+	PW_READ,	/* the client socket readable */
+	PW_WRITE,	/* the client socket writable */
+	PW_DONE,	/* the session is over: proxy_session_free() it */
 };
 
 /*
- * proxy_session_run - serve the accepted client socket fd until the
- * client quits, the session fails or the socket is shut down (the
- * listener does that at shutdown). Takes ownership of fd (closed on
- * return). peer is the client's address from accept(); conn is
- * borrowed. Blocks; called on the session's own thread.
+ * proxy_session_new - a session for the accepted client socket fd
+ * (non-blocking from now; the session owns it and closes it in
+ * proxy_session_free). peer is the address from accept(); conn is
+ * borrowed and must outlive the session. Does no I/O: the first
+ * proxy_session_step() does the connect stage.
  */
-void	proxy_session_run(struct eng *e, int fd, const struct sockaddr *peer,
-	    const struct proxy_conn *conn);
+struct proxy_sess *proxy_session_new(struct eng *e, int fd,
+	    const struct sockaddr *peer, const struct proxy_conn *conn);
+
+/* proxy_session_fd - the client socket (to wait on). */
+int	proxy_session_fd(const struct proxy_sess *s);
+
+/*
+ * proxy_session_step - go on until the session would wait for its
+ * client. timed_out: the last wait's time ran out (the session answers
+ * as its phase requires: 421, or the banner after the greet pause).
+ * Returns what to wait for, with the longest wait in *wait_ms, or
+ * PW_DONE. Engine checks and backend exchanges run inside the step and
+ * may block this thread up to their own timeouts.
+ */
+enum proxy_wait proxy_session_step(struct proxy_sess *s, int timed_out,
+	    int *wait_ms);
+
+/* proxy_session_free - end the session: backend QUIT, log, close the
+ * client socket, free everything. NULL is a no-op. */
+void	proxy_session_free(struct proxy_sess *s);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "log.h"
@@ -155,4 +156,13 @@ util_panic(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	log_err("PANIC %s:%d: %s", file, line, msg);
 	abort();
+}
+
+long long
+util_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

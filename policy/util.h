@@ -41,6 +41,9 @@ char	*str_trim(char *s);
  * ".suffix" (ASCII case-insensitive). */
 int	 str_is_subdomain(const char *name, const char *suffix);
 
+/* util_mono_ms - CLOCK_MONOTONIC in milliseconds (for deadlines). */
+long long util_mono_ms(void);
+
 /* PANIC - a broken internal invariant: log and abort (core dump). */
 void	 util_panic(const char *file, int line, const char *fmt, ...)
 	    __attribute__((noreturn, format(printf, 3, 4)));

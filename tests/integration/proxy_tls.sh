@@ -4,7 +4,10 @@
 # after STARTTLS discarded), implicit TLS (465-style listener), the key
 # read before the privilege drop, tls_min_version, and AUTH relayed to
 # a backend only inside TLS; STARTTLS to the backend
-# (proxy_backend_tls = yes, a second Postfix port with TLS).
+# (proxy_backend_tls = yes, more Postfix ports with TLS), its
+# certificate verified against a CA made here (right and wrong name,
+# IP address, unknown CA, a pinned self-signed certificate, bad CA
+# files) or, without a CA file, unverified.
 #
 # Backends: a private Postfix (XCLIENT authorized) relaying to
 # smtp-sink for delivery; for AUTH a scripted backend
@@ -157,16 +160,47 @@ else
 fi
 
 # ---- TLS to the backend ----
+# A test CA and a backend certificate it signed (DNS backend.mxw.test and
+# IP 127.0.0.1), and a second CA that signed nothing the backend shows.
+make_ca_certs() {
+	local d=$1
+	{
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+			-subj "/CN=mxwarden test CA" -keyout "$d/ca.key" -out "$d/ca.pem" \
+			-addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign &&
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+			-subj "/CN=mxwarden other CA" -keyout "$d/other-ca.key" \
+			-out "$d/other-ca.pem" -addext basicConstraints=critical,CA:TRUE &&
+		openssl req -new -newkey rsa:2048 -nodes -subj /CN=backend.mxw.test \
+			-keyout "$d/be.key" -out "$d/be.csr" &&
+		printf '%s\n' "subjectAltName = DNS:backend.mxw.test, IP:127.0.0.1" \
+			"extendedKeyUsage = serverAuth" "basicConstraints = CA:FALSE" \
+			>"$d/be.ext" &&
+		openssl x509 -req -in "$d/be.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+			-CAcreateserial -days 2 -extfile "$d/be.ext" -out "$d/be.pem"
+	} >"$d/ca.log" 2>&1 || return 1
+	chmod 600 "$d/be.key" "$d/ca.key" "$d/other-ca.key"
+}
+mkdir -p "$MXW_RUN/ca"
+make_ca_certs "$MXW_RUN/ca" || not_ok "openssl makes a test CA" "$(cat "$MXW_RUN/ca/ca.log")"
 TLSPF_PORT=$(free_port)
+CAPF_PORT=$(free_port)
 cat >>"$PF_CONF/master.cf" <<EOM
 $TLSPF_PORT inet n - n - - smtpd
   -o smtpd_tls_security_level=may
   -o smtpd_tls_cert_file=$MXW_RUN/tls/cert.pem
   -o smtpd_tls_key_file=$MXW_RUN/tls/key.pem
   -o smtpd_tls_received_header=yes
+$CAPF_PORT inet n - n - - smtpd
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_cert_file=$MXW_RUN/ca/be.pem
+  -o smtpd_tls_key_file=$MXW_RUN/ca/be.key
+  -o smtpd_tls_received_header=yes
 tlsmgr unix - - n 1000? 1 tlsmgr
 EOM
 PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" reload >/dev/null 2>&1
+wait_port "$CAPF_PORT" 20 || not_ok "backend Postfix listens on the CA-signed TLS port"
 if wait_port "$TLSPF_PORT" 20 &&
 	start_proxy t3 "127.0.0.1:$TLSPF_PORT" "proxy_backend_tls = yes"; then
 	n0=$(count_sink)
@@ -183,9 +217,134 @@ if wait_port "$TLSPF_PORT" 20 &&
 	fi
 	grep -q 'TLS to backend 127\.0\.0\.1:[0-9]*: TLSv1\.[23] ' "$MXW_RUN/t3/mxwarden.log" &&
 		ok "TLS to the backend logged" || not_ok "TLS to the backend logged"
+	like "$(grep 'TLS to backend' "$MXW_RUN/t3/mxwarden.log" | tail -1)" \
+		'TLSv1\.[23] [A-Z0-9_-]+, unverified$' \
+		"no proxy_backend_tls_ca_file: the handshake's log line says unverified"
+	grep -q 'will not be verified (no proxy_backend_tls_ca_file)' "$MXW_RUN/t3/mxwarden.log" &&
+		ok "no proxy_backend_tls_ca_file: start-up warns that nothing is verified" ||
+		not_ok "no proxy_backend_tls_ca_file: start-up warns that nothing is verified"
+	stop_pid "$PROXY_PID"
 else
 	not_ok "proxy with TLS to a Postfix TLS port starts"
 fi
+
+# be_verified NAME PORT WANT [LINE...] - a proxy to the backend PORT
+# with the test CA (and LINEs): mail is delivered over TLS and the log
+# line after the handshake matches WANT.
+be_verified() {
+	local name=$1 port=$2 want=$3 n0 r
+	shift 3
+	if ! start_proxy "$name" "127.0.0.1:$port" "proxy_backend_tls = yes" "$@"; then
+		not_ok "$name: proxy with a CA file starts" "$(tail -5 "$MXW_RUN/$name/mxwarden.log")"
+		return
+	fi
+	n0=$(count_sink)
+	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
+	like "$r" '^250 2\.0\.0 Ok: queued as ' "$name: verified backend accepts the message"
+	if wait_delivered $((n0 + 1)); then
+		like "$(header_of "$(delivered_file $((n0 + 1)))" Received 2)" \
+			'using TLSv1\.[23] with cipher' "$name: delivered over TLS"
+	else
+		not_ok "$name: message delivered"
+	fi
+	like "$(grep 'TLS to backend' "$MXW_RUN/$name/mxwarden.log" | tail -1)" "$want" \
+		"$name: the handshake's log line says verified"
+	stop_pid "$PROXY_PID"
+}
+
+# be_refused NAME PORT WANT [LINE...] - the backend's certificate does
+# not verify: the client gets 421 4.4.2, nothing is delivered, and the
+# BACKEND FAILURE line gives OpenSSL's reason (matching WANT).
+be_refused() {
+	local name=$1 port=$2 want=$3 n0 r out
+	shift 3
+	if ! start_proxy "$name" "127.0.0.1:$port" "proxy_backend_tls = yes" "$@"; then
+		not_ok "$name: proxy with a CA file starts" "$(tail -5 "$MXW_RUN/$name/mxwarden.log")"
+		return
+	fi
+	n0=$(count_sink)
+	out=$(smtpc "$PROXY_PORT" send:'QUIT\r\n' drain)
+	like "$out" '^421 4\.4\.2 ' "$name: 421 4.4.2 to the client"
+	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
+	like "$r" '^421 4\.4\.2 ' "$name: a message gets 421 too"
+	sleep 1
+	is "$(count_sink)" "$n0" "$name: nothing delivered"
+	like "$(grep 'BACKEND FAILURE' "$MXW_RUN/$name/mxwarden.log" | tail -1)" \
+		"at STARTTLS: TLS handshake: certificate not verified: $want" \
+		"$name: the log says why"
+	unlike "$(cat "$MXW_RUN/$name/mxwarden.log")" 'TLS to backend' \
+		"$name: no TLS session to the backend logged"
+	stop_pid "$PROXY_PID"
+}
+
+CA="proxy_backend_tls_ca_file = $MXW_RUN/ca/ca.pem"
+be_verified ca-ip "$CAPF_PORT" ', verified \(address 127\.0\.0\.1\)$' "$CA"
+be_verified ca-name "$CAPF_PORT" ', verified \(name backend\.mxw\.test\)$' "$CA" \
+	"proxy_backend_tls_name = backend.mxw.test"
+be_refused wrong-name "$CAPF_PORT" \
+	'hostname mismatch \(expected name other\.mxw\.test\)$' "$CA" \
+	"proxy_backend_tls_name = other.mxw.test"
+be_refused wrong-ip "$CAPF_PORT" 'IP address mismatch \(expected address 127\.0\.0\.2\)$' \
+	"$CA" "proxy_backend_tls_name = 127.0.0.2"
+be_refused other-ca "$CAPF_PORT" 'unable to get local issuer certificate \(expected address 127\.0\.0\.1\)$' \
+	"proxy_backend_tls_ca_file = $MXW_RUN/ca/other-ca.pem"
+# A self-signed backend certificate given as the CA file is its own
+# anchor (pinning); its CN is the name when it has no subjectAltName.
+be_verified pinned "$TLSPF_PORT" ', verified \(name mx\.mxw\.test\)$' \
+	"proxy_backend_tls_ca_file = $MXW_RUN/tls/cert.pem" \
+	"proxy_backend_tls_name = mx.mxw.test"
+be_refused unpinned "$TLSPF_PORT" 'self-signed certificate' "$CA" \
+	"proxy_backend_tls_name = mx.mxw.test"
+
+# proxy_backend_tls_name follows a reload (SIGHUP): wrong, then right.
+if start_proxy reload "127.0.0.1:$CAPF_PORT" "proxy_backend_tls = yes" "$CA" \
+	"proxy_backend_tls_name = other.mxw.test"; then
+	out=$(smtpc "$PROXY_PORT" send:'QUIT\r\n' drain)
+	like "$out" '^421 4\.4\.2 ' "reload: the wrong name first gets 421"
+	sed -i 's/^proxy_backend_tls_name = .*/proxy_backend_tls_name = backend.mxw.test/' \
+		"$MXW_RUN/reload/mxwarden.conf"
+	kill -HUP "$PROXY_PID"
+	for ((i = 0; i < 100; i++)); do
+		grep -qE 'reload: new configuration|reload refused' \
+			"$MXW_RUN/reload/mxwarden.log" && break
+		sleep 0.1
+	done
+	n0=$(count_sink)
+	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
+	like "$r" '^250 2\.0\.0 Ok: queued as ' "reload: after SIGHUP the new name verifies"
+	wait_delivered $((n0 + 1)) 10
+	is "$(count_sink)" $((n0 + 1)) "reload: the message is delivered"
+	stop_pid "$PROXY_PID"
+else
+	not_ok "reload: proxy with a CA file starts"
+fi
+san=$(cd "$MXW_RUN" && grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' \
+	ca-ip/mxwarden.log ca-name/mxwarden.log wrong-name/mxwarden.log \
+	wrong-ip/mxwarden.log other-ca/mxwarden.log pinned/mxwarden.log \
+	unpinned/mxwarden.log reload/mxwarden.log 2>/dev/null)
+is "$san" "" "verifying proxies: no sanitizer report"
+
+# A bad CA file stops the start, with the file name and the reason.
+printf 'no certificate here\n' >"$MXW_RUN/ca/garbage.pem"
+for c in "missing:$MXW_RUN/ca/nonexistent.pem:No such file or directory" \
+	"garbage:$MXW_RUN/ca/garbage.pem:no certificate"; do
+	IFS=: read -r what file why <<<"$c"
+	mkdir -p "$MXW_RUN/bad-$what"
+	mxw_write_conf "$MXW_RUN/bad-$what" "$(free_port)" \
+		"proxy_listen = 127.0.0.1:$(free_port)" "user = nobody" \
+		"proxy_backend_tls = yes" "proxy_backend_tls_ca_file = $file"
+	timeout 20 "$MXW_BIN/mxwarden" proxy -f -c "$MXW_RUN/bad-$what/mxwarden.conf" \
+		>"$MXW_RUN/bad-$what/log" 2>&1
+	rc=$?
+	if [ "$rc" != 0 ] &&
+		grep -q "proxy_backend_tls_ca_file $file: .*$why" "$MXW_RUN/bad-$what/log"; then
+		ok "$what CA file: proxy refuses to start, names the file and why"
+	else
+		not_ok "$what CA file: proxy refuses to start, names the file and why" \
+			"rc=$rc" "$(cat "$MXW_RUN/bad-$what/log")"
+	fi
+done
+
 if start_proxy t4 "127.0.0.1:$SMTP_PORT" "proxy_backend_tls = yes"; then
 	out=$(smtpc "$PROXY_PORT" send:'QUIT\r\n' drain)
 	like "$out" '^421 4\.4\.2 ' "proxy_backend_tls, backend without STARTTLS: 421"

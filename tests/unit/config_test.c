@@ -109,7 +109,39 @@ static const struct bad_case bad[] = {
 	{ "authserv_id = a b\n", "authserv_id: must be one token" },
 	{ "db_path =\n", "db_path: must not be empty" },
 	{ "  indented = 1\n", ":1: continuation line without a key" },
+	/* Verification settings that would silently do nothing. */
+	{ "proxy_backend_tls_ca_file = /etc/ssl/ca.pem\n",
+	  "proxy_backend_tls_ca_file: needs proxy_backend_tls = yes" },
+	{ "proxy_backend_tls = yes\nproxy_backend_tls_name = mx.example\n",
+	  "proxy_backend_tls_name: needs proxy_backend_tls_ca_file" },
+	{ "proxy_backend_tls = yes\nproxy_backend_tls_ca_file = /x.pem\n"
+	  "proxy_backend_tls_name = a.example b.example\n",
+	  "proxy_backend_tls_name: one name" },
 };
+
+/* The backend's TLS settings as given; names default to empty. */
+static void
+test_config_backend_tls(void **state)
+{
+	char errs[4096];
+	struct cfg *c = load_text("proxy_backend_tls = yes\n", errs, sizeof(errs));
+
+	(void)state;
+	if (c == NULL)
+		fail_msg("%s", errs);
+	assert_int_equal(c->proxy_backend_tls, 1);
+	assert_string_equal(c->proxy_backend_tls_ca_file, "");
+	assert_string_equal(c->proxy_backend_tls_name, "");
+	cfg_free(c);
+	c = load_text("proxy_backend_tls = yes\n"
+	    "proxy_backend_tls_ca_file = /etc/mxwarden/ca.pem\n"
+	    "proxy_backend_tls_name = [2001:db8::25]\n", errs, sizeof(errs));
+	if (c == NULL)
+		fail_msg("%s", errs);
+	assert_string_equal(c->proxy_backend_tls_ca_file, "/etc/mxwarden/ca.pem");
+	assert_string_equal(c->proxy_backend_tls_name, "[2001:db8::25]");
+	cfg_free(c);
+}
 
 static void
 test_config_errors(void **state)
@@ -184,6 +216,7 @@ main(void)
 		cmocka_unit_test(test_config_values),
 		cmocka_unit_test(test_config_continuation_and_overrides),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_config_backend_tls),
 		cmocka_unit_test(test_config_all_errors_reported),
 		cmocka_unit_test(test_config_missing_file),
 		cmocka_unit_test(test_config_keys_documented),
