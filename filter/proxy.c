@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -187,7 +188,7 @@ proxy_bind_one(const char *tok, const char *defport, char *err, size_t errlen)
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (res->ai_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
 		str_fmt(err, errlen, "proxy_listen: %s: %s", tok, strerror(errno));
 		close(fd);
 		fd = -1;
@@ -226,6 +227,29 @@ proxy_bind_list(struct proxy *p, const char *value, int tls, char *err,
 	return rc;
 }
 
+/* proxy_fd_limit - each session holds two descriptors (client and
+ * backend, a spool file in DATA): raise the soft limit to the hard one,
+ * and warn when even that is short of proxy_max_connections. */
+static void
+proxy_fd_limit(int max_conn)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)max_conn * 3 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_errno("proxy: setrlimit(RLIMIT_NOFILE)");
+	}
+	if (rl.rlim_cur < need)
+		log_warn("proxy: open files limited to %llu, fewer than the %llu"
+		    " that proxy_max_connections = %d may need",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+		    max_conn);
+}
+
 struct proxy *
 proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -241,6 +265,7 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 	p->max_conn = cfg->proxy_max_connections;
 	p->max_per_ip = cfg->proxy_max_per_ip;
 	p->ent = xcalloc((size_t)p->max_conn, sizeof(*p->ent));
+	proxy_fd_limit(p->max_conn);
 	p->upstreams = xstrdup(cfg->proxy_trusted_upstreams);
 	if (proxy_ip_list_check(p->upstreams, err, errlen) != 0 ||
 	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)

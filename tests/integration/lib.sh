@@ -21,7 +21,8 @@
 #                               MXW_MILTER (Postfix form), MXW_MILTER_SPEC
 #   start_milter_stub RUNDIR    the front end over a scripted engine
 #                               (tests/tools/milter_stub); MXW_STUB_TRACE
-#   start_sink RUNDIR           smtp-sink; SINK_PORT, SINK_DIR
+#   start_sink RUNDIR           smtp-sink; SINK_PORT, SINK_DIR (SINK_MAX_CONN:
+#                               its simultaneous sessions, default 256)
 #   start_postfix RUNDIR MILTER private Postfix; SMTP_PORT, PF_QUEUE
 # Mail:
 #   send_mail FROM_IP HELO MAILFROM RCPT FILE   prints the final reply line
@@ -357,7 +358,9 @@ start_sink() {
 	fi
 	# One file per message; the name sorts by arrival (seconds, then
 	# smtp-sink's random suffix: tests wait for each message in turn).
-	PATH=$PATH:/usr/sbin smtp-sink "${user[@]}" -d "$SINK_DIR/%Y%m%d%H%M%S." \
+	# SINK_MAX_CONN: simultaneous sessions (smtp-sink's -m, default 256).
+	PATH=$PATH:/usr/sbin smtp-sink "${user[@]}" -m "${SINK_MAX_CONN:-256}" \
+		-d "$SINK_DIR/%Y%m%d%H%M%S." \
 		"127.0.0.1:$SINK_PORT" 50 >"$run/sink.log" 2>&1 &
 	SINK_PID=$!
 	mxw_track_pid "$SINK_PID"

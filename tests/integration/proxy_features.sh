@@ -167,6 +167,37 @@ is "$(printf '%s\n' "$out" | sed -n 5,7p | tr '\n' ' ')" \
 	"a trusted upstream is not held to the per-IP limit (3 connections, limit 2)"
 grep -q 'PER-IP CONNECTION LIMIT 2' "$LOG1" && ok "per-IP limit logged" ||
 	not_ok "per-IP limit logged"
+# Behind the balancer each client, named by its PROXY header, is held to
+# the per-IP limit: a third session of 192.0.2.77 gets 421, another
+# client meanwhile its banner.
+out=$(/usr/bin/python3 - "$P1" <<'PYEOF'
+import socket, sys
+port = int(sys.argv[1])
+def via_lb(client):
+    s = socket.socket()
+    s.settimeout(10)
+    s.bind(('127.0.0.9', 0))
+    s.connect(('127.0.0.1', port))
+    s.sendall(('PROXY TCP4 %s 127.0.0.1 4444 25\r\n' % client).encode())
+    try:
+        data = s.recv(4096).decode('latin-1')
+        print(client, data.split('\r\n')[0][:40] if data else 'CLOSED')
+    except OSError as e:
+        print(client, 'ERR', e)
+    return s
+held = [via_lb('192.0.2.77'), via_lb('192.0.2.77'), via_lb('192.0.2.77'),
+        via_lb('192.0.2.78')]
+for s in held:
+    s.close()
+PYEOF
+)
+like "$(printf '%s\n' "$out" | sed -n 1,2p | tr '\n' ' ')" \
+	'^192\.0\.2\.77 220 .*192\.0\.2\.77 220 ' \
+	"behind a trusted upstream: a client's first two sessions get the banner"
+like "$(printf '%s\n' "$out" | sed -n 3p)" '^192\.0\.2\.77 421 4\.7\.0 ' \
+	"behind a trusted upstream: the client's 3rd session (limit 2): 421 4.7.0"
+like "$(printf '%s\n' "$out" | sed -n 4p)" '^192\.0\.2\.78 220 ' \
+	"behind a trusted upstream: another client meanwhile: 220"
 
 # ---- pipelining after HELO (PIPELINING not offered) ----
 out=$(smtpc "$P1" send:'HELO old.test\r\n' reply \
