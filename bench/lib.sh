@@ -225,6 +225,12 @@ bench_pf_errors() {
 		"$1" 2>/dev/null
 }
 
+# bench_cpu_ticks PID - user + system CPU time of PID so far, in clock
+# ticks (getconf CLK_TCK a second)
+bench_cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
+}
+
 bench_rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
 }

@@ -495,7 +495,7 @@ bench_target() {
 }
 
 bench_proxy_tp() {
-	local s
+	local s c0 c1
 	out "5. Proxy throughput: smtp-source straight to smtp-sink against" \
 		"   smtp-source -> mxwarden proxy (every check, default rules, no rate" \
 		"   limits) -> smtp-sink; $BENCH_PROXY_MSGS messages per round (one per" \
@@ -506,8 +506,15 @@ bench_proxy_tp() {
 	bench_px_warm "$SINK_PORT"
 	bench_px_warm "$PX_PORT_px"
 	for s in $BENCH_PROXY_CONC; do
+		c0=$(bench_cpu_ticks "$PX_PID_px")
 		bench_ab direct "$SINK_PORT" proxy "$PX_PORT_px" "$s"
+		c1=$(bench_cpu_ticks "$PX_PID_px")
 		bench_target "proxy / direct at -s $s" "$BENCH_AB_RATIO" 0.8
+		out "   proxy CPU (user + system) per message at -s $s: $(awk -v a="$c0" \
+			-v b="$c1" -v t="$(getconf CLK_TCK)" \
+			-v n=$((BENCH_PROXY_ROUNDS * BENCH_PROXY_MSGS)) \
+			'BEGIN { if (a == "" || b == "" || n == 0) print "-"; else
+				printf "%.3f ms", (b - a) * 1000 / t / n }')"
 	done
 	out "   proxy: RSS $(bench_rss_kb "$PX_PID_px") KiB, threads $(
 		bench_threads "$PX_PID_px"), fds $(bench_fds "$PX_PID_px") after the rounds;" \

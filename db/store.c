@@ -31,7 +31,9 @@
 
 enum store_stmt {
 	ST_HISTORY, ST_COUNT_ADD, ST_COUNT_READ, ST_SET, ST_GET, ST_DEL_ENTRY,
-	ST_DEL_COUNTER, ST_PRUNE_COUNTERS, ST_PRUNE_ENTRIES, ST_COUNT
+	ST_DEL_COUNTER, ST_PRUNE_COUNTERS, ST_PRUNE_ENTRIES, ST_LIST_ENTRIES,
+	ST_LIST_COUNTERS, ST_LIST_ENTRIES_PFX, ST_LIST_COUNTERS_PFX, ST_BEGIN,
+	ST_COMMIT, ST_ROLLBACK, ST_COUNT
 };
 
 static const char *const store_sql[ST_COUNT] = {
@@ -58,6 +60,25 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_PRUNE_ENTRIES] = "DELETE FROM entries WHERE (kind, key) IN "
 	    "(SELECT kind, key FROM entries WHERE expires > 0 AND "
 	    "expires <= ?1 LIMIT ?2)",
+	/* Listings (store_list): ?1 kind or prefix, ?2 now. Columns: kind,
+	 * key, value or count, created or window start, expires. An exact
+	 * kind (the engine's block and whitelist lookups, at every stage)
+	 * is a range of the primary key; a prefix (`mxwarden db`) scans. */
+	[ST_LIST_ENTRIES] = "SELECT kind, key, value, created, expires FROM "
+	    "entries WHERE kind = ?1 AND (expires = 0 OR expires > ?2) "
+	    "ORDER BY kind, key",
+	[ST_LIST_COUNTERS] = "SELECT kind, key, count, start, expires FROM "
+	    "counters WHERE kind = ?1 AND expires > ?2 ORDER BY kind, key",
+	[ST_LIST_ENTRIES_PFX] = "SELECT kind, key, value, created, expires FROM "
+	    "entries WHERE substr(kind, 1, length(?1)) = ?1 AND "
+	    "(expires = 0 OR expires > ?2) ORDER BY kind, key",
+	[ST_LIST_COUNTERS_PFX] = "SELECT kind, key, count, start, expires FROM "
+	    "counters WHERE substr(kind, 1, length(?1)) = ?1 AND expires > ?2 "
+	    "ORDER BY kind, key",
+	/* store_batch_begin/end, several times per message */
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
 };
 
 struct store {
@@ -74,6 +95,7 @@ struct store {
 
 static void store_fail(struct store *s, const char *what, int rc);
 static void store_lock_init(struct store *s);
+static int store_step_done(sqlite3_stmt *st);
 
 static const char *const store_migrations[] = {
 #include "migrations.h"
@@ -261,8 +283,7 @@ store_batch_begin(struct store *s)
 	if (s == NULL)
 		return;
 	pthread_mutex_lock(&s->lock);
-	s->batch = s->db != NULL &&
-	    sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	s->batch = s->db != NULL && store_step_done(s->st[ST_BEGIN]) == SQLITE_DONE;
 }
 
 void
@@ -273,11 +294,11 @@ store_batch_end(struct store *s)
 	/* The connection may have been reopened after a failure inside
 	 * the batch: commit only a transaction that is still open. */
 	if (s->batch && s->db != NULL && !sqlite3_get_autocommit(s->db)) {
-		int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
+		int rc = store_step_done(s->st[ST_COMMIT]);
+		if (rc != SQLITE_DONE) {
 			store_fail(s, "batch commit", rc);
-			if (s->db != NULL)
-				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			if (s->db != NULL && !sqlite3_get_autocommit(s->db))
+				store_step_done(s->st[ST_ROLLBACK]);
 		}
 	}
 	s->batch = 0;
@@ -367,6 +388,17 @@ store_done(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+}
+
+/* store_step_done - run a statement without rows or parameters (BEGIN,
+ * COMMIT...) and reset it; the result of the step. */
+static int
+store_step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc;
 }
 
 /* store_prune_batch - remove a bounded batch of expired rows. Caller
@@ -545,25 +577,19 @@ store_del(struct store *s, const char *kind, const char *key)
 	return n;
 }
 
-/* store_list_query - run one listing query; caller holds the lock. */
+/* store_list_query - run one listing query (a prepared statement of
+ * store_sql); caller holds the lock. The callback must not list again. */
 static int
-store_list_query(struct store *s, const char *sql, const char *kind,
-    time_t now, int entries, int (*fn)(const struct store_row *, void *),
+store_list_query(struct store *s, enum store_stmt which, const char *kind,
+    size_t klen, time_t now, int (*fn)(const struct store_row *, void *),
     void *arg, int *stop)
 {
-	sqlite3_stmt *st;
-	size_t klen = strlen(kind);
-	int rc = SQLITE_DONE, prefix = klen > 0 && kind[klen - 1] == '*';
-	char pat[128];
+	sqlite3_stmt *st = s->st[which];
+	int rc = SQLITE_DONE, entries = which == ST_LIST_ENTRIES ||
+	    which == ST_LIST_ENTRIES_PFX;
 
-	str_fmt(pat, sizeof(pat), "%.*s", (int)(prefix ? klen - 1 : klen), kind);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		store_fail(s, "list", sqlite3_errcode(s->db));
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, prefix);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 1, kind, (int)klen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
 	while (!*stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_row r = {
 			.kind = (const char *)sqlite3_column_text(st, 0),
@@ -576,7 +602,7 @@ store_list_query(struct store *s, const char *sql, const char *kind,
 		};
 		*stop = fn(&r, arg) != 0;
 	}
-	sqlite3_finalize(st);
+	store_done(st);
 	if (!*stop && rc != SQLITE_DONE) {
 		store_fail(s, "list", rc);
 		return -1;
@@ -584,27 +610,40 @@ store_list_query(struct store *s, const char *sql, const char *kind,
 	return 0;
 }
 
+/* store_list_rows - store_list, with or without the counters. */
+static int
+store_list_rows(struct store *s, const char *kind, time_t now,
+    int (*fn)(const struct store_row *row, void *arg), void *arg,
+    int counters)
+{
+	size_t klen = strlen(kind);
+	int stop = 0, rc, prefix = klen > 0 && kind[klen - 1] == '*';
+
+	if (prefix)
+		klen--;
+	if (store_ready(s) != 0)
+		return -1;
+	rc = store_list_query(s, prefix ? ST_LIST_ENTRIES_PFX : ST_LIST_ENTRIES,
+	    kind, klen, now, fn, arg, &stop);
+	if (counters && rc == 0 && !stop && s->db != NULL)
+		rc = store_list_query(s, prefix ? ST_LIST_COUNTERS_PFX :
+		    ST_LIST_COUNTERS, kind, klen, now, fn, arg, &stop);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 int
 store_list(struct store *s, const char *kind, time_t now,
     int (*fn)(const struct store_row *row, void *arg), void *arg)
 {
-	/* ?1 kind or prefix, ?2 1 for a prefix, ?3 now. Columns: kind,
-	 * key, value or count, created or window start, expires. */
-	static const char *const q_entries = "SELECT kind, key, value, created, "
-	    "expires FROM entries WHERE (kind = ?1 OR (?2 AND substr(kind, 1, "
-	    "length(?1)) = ?1)) AND (expires = 0 OR expires > ?3) ORDER BY kind, key";
-	static const char *const q_counters = "SELECT kind, key, count, start, "
-	    "expires FROM counters WHERE (kind = ?1 OR (?2 AND substr(kind, 1, "
-	    "length(?1)) = ?1)) AND expires > ?3 ORDER BY kind, key";
-	int stop = 0, rc;
+	return store_list_rows(s, kind, now, fn, arg, 1);
+}
 
-	if (store_ready(s) != 0)
-		return -1;
-	rc = store_list_query(s, q_entries, kind, now, 1, fn, arg, &stop);
-	if (rc == 0 && !stop)
-		rc = store_list_query(s, q_counters, kind, now, 0, fn, arg, &stop);
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+int
+store_list_entries(struct store *s, const char *kind, time_t now,
+    int (*fn)(const struct store_row *row, void *arg), void *arg)
+{
+	return store_list_rows(s, kind, now, fn, arg, 0);
 }
 
 long

@@ -117,6 +117,10 @@ struct store_row {
  * to stop. 0 or -1. */
 int		 store_list(struct store *s, const char *kind, time_t now,
 		    int (*fn)(const struct store_row *row, void *arg), void *arg);
+/* store_list_entries - store_list for entries only (no counters): one
+ * query, one read of the database. */
+int		 store_list_entries(struct store *s, const char *kind, time_t now,
+		    int (*fn)(const struct store_row *row, void *arg), void *arg);
 
 /* store_prune - remove every expired row and history older than
  * history_keep seconds (0: keep all). Rows removed, or -1. */

@@ -6,8 +6,9 @@
  * SPF/DKIM/DMARC DNS hooks, DNSBL) through dns_query().
  *
  * Owns: one struct dns per process (created at start-up or reload, freed
- * by its creator after the last query); each dns_result (records, rdata
- * and text) belongs to the caller until dns_result_free().
+ * by its creator after the last query) with its answer cache (see
+ * dns_cache.h, implemented at the end of this file); each dns_result
+ * (records, rdata and text) belongs to the caller until dns_result_free().
  *
  * Thread safety: dns_query() may be called from any number of threads at
  * once on one struct dns. The libunbound context is shared (one cache);
@@ -17,7 +18,10 @@
  * that thread, and they wake the other waiters through d->cv. A waiter
  * whose deadline passes cancels its query; the query state is
  * reference-counted so that a callback arriving at the same moment never
- * touches freed memory.
+ * touches freed memory. Final answers are kept in the answer cache (its
+ * own mutex), so a name asked again within its TTL (at most
+ * DNS_CACHE_MAX_TTL) is answered without the round trip through
+ * libunbound's worker.
  *
  * Security: everything in an answer is untrusted. rdata is decoded with
  * bounds checks on every octet; a malformed record makes the whole answer
@@ -34,12 +38,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <unbound.h>
 
 #include "dns.h"
+#include "dns_cache.h"
 #include "log.h"
 #include "util.h"
 
@@ -70,6 +76,7 @@ struct dns {
 	pthread_mutex_t	 mu;		/* protects processing and every dns_ubq */
 	pthread_cond_t	 cv;		/* an answer arrived / reader left */
 	int		 processing;	/* a thread is in poll/ub_process */
+	struct dns_cache *cache;	/* final answers (libunbound only) */
 };
 
 /* ---------------------------------------------------------------- names */
@@ -829,6 +836,7 @@ dns_new(const struct dns_opts *opts, char *err, size_t errlen)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	d->cache = dns_cache_new();
 	return d;
 }
 
@@ -915,12 +923,15 @@ ubq_wait(struct dns *d, struct dns_ubq *q, int64_t deadline)
 	}
 }
 
-/* ub_map - the status of a libunbound answer; fills res. */
+/* ub_map - the status of a libunbound answer; fills res, and *ttl with
+ * the answer's TTL (0 when it must not be kept). */
 static void
-ub_map(int err, struct ub_result *r, uint16_t type, struct dns_result *res)
+ub_map(int err, struct ub_result *r, uint16_t type, struct dns_result *res,
+    uint32_t *ttl)
 {
 	size_t n = 0;
 
+	*ttl = 0;
 	if (err != 0 || r == NULL) {
 		log_debug("dns: libunbound: %s", ub_strerror(err));
 		res->status = DNS_SERVFAIL;
@@ -932,6 +943,8 @@ ub_map(int err, struct ub_result *r, uint16_t type, struct dns_result *res)
 		res->status = DNS_SERVFAIL;
 		return;
 	}
+	if (r->rcode == 0 || r->rcode == 3)
+		*ttl = r->ttl < 0 ? 0 : (uint32_t)r->ttl;
 	switch (r->rcode) {
 	case 0:
 		break;
@@ -969,12 +982,15 @@ ub_query(struct dns *d, const char *name, uint16_t type,
 {
 	struct dns_ubq *q;
 	int64_t deadline = now_ms() + d->timeout_ms;
+	uint32_t ttl = 0;
 	int id = 0, r;
 
 	char wire[1100];
 
 	if (!dns_valid_name(name) || ub_escape_name(name, wire, sizeof(wire)) != 0)
 		return res->status = DNS_BADNAME;
+	if (dns_cache_get(d->cache, name, type, deadline - d->timeout_ms, res))
+		return res->status;
 	q = xcalloc(1, sizeof(*q));
 	q->d = d;
 	q->refs = 2;
@@ -998,11 +1014,12 @@ ub_query(struct dns *d, const char *name, uint16_t type,
 			q->refs--;	/* the callback will never run */
 	}
 	if (q->done)
-		ub_map(q->err, q->res, type, res);
+		ub_map(q->err, q->res, type, res, &ttl);
 	else
 		res->status = DNS_TIMEOUT;
 	ubq_unref(q);
 	pthread_mutex_unlock(&d->mu);
+	dns_cache_put(d->cache, name, type, now_ms(), ttl, res);
 	return res->status;
 }
 
@@ -1028,6 +1045,7 @@ dns_free(struct dns *d)
 		return;
 	if (d->kind == DNS_KIND_UNBOUND) {
 		ub_ctx_delete(d->ub);
+		dns_cache_free(d->cache);
 		pthread_cond_destroy(&d->cv);
 		pthread_mutex_destroy(&d->mu);
 	}
@@ -1037,4 +1055,147 @@ dns_free(struct dns *d)
 	}
 	free(d->tab);
 	free(d);
+}
+
+/* ------------------------------------------------------- answer cache */
+
+/*
+ * The answer cache of dns_cache.h, in front of libunbound: DNS_CACHE_SLOTS
+ * slots, each with a copy of one answer; a slot is overwritten by the
+ * next answer hashed to it. One mutex guards every slot, held only for a
+ * lookup with its copy or for a replacement. The copies handed out belong
+ * to the caller.
+ */
+#define DNS_CACHE_NAME_MAX	256
+
+struct dns_cache_slot {
+	char			 name[DNS_CACHE_NAME_MAX];	/* "" = empty */
+	uint16_t		 type;
+	int64_t			 stored_ms;
+	int64_t			 expires_ms;
+	struct dns_result	 res;
+};
+
+struct dns_cache {
+	pthread_mutex_t		 mu;
+	struct dns_cache_slot	 slot[DNS_CACHE_SLOTS];
+};
+
+struct dns_cache *
+dns_cache_new(void)
+{
+	struct dns_cache *c = xcalloc(1, sizeof(*c));
+
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void
+dns_cache_free(struct dns_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < DNS_CACHE_SLOTS; i++)
+		dns_result_free(&c->slot[i].res);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* slot_of - FNV-1a over the lower-cased name and the type. */
+static struct dns_cache_slot *
+slot_of(struct dns_cache *c, const char *name, uint16_t type)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ (uint32_t)tolower(*p)) * 16777619u;
+	h = (h ^ type) * 16777619u;
+	return &c->slot[h % DNS_CACHE_SLOTS];
+}
+
+/* result_copy - a deep copy of src into dst (dst overwritten). */
+static void
+result_copy(struct dns_result *dst, const struct dns_result *src)
+{
+	*dst = *src;
+	dst->rr = NULL;
+	if (src->count == 0)
+		return;
+	dst->rr = xcalloc(src->count, sizeof(*dst->rr));
+	for (size_t i = 0; i < src->count; i++) {
+		const struct dns_rr *s = &src->rr[i];
+		struct dns_rr *d = &dst->rr[i];
+
+		*d = *s;
+		d->rdata = xmalloc(s->rdlen ? s->rdlen : 1);
+		memcpy(d->rdata, s->rdata, s->rdlen);
+		d->text = xmalloc(s->textlen + 1);
+		memcpy(d->text, s->text, s->textlen + 1);
+	}
+}
+
+int
+dns_cache_get(struct dns_cache *c, const char *name, uint16_t type,
+    int64_t now_ms, struct dns_result *res)
+{
+	struct dns_cache_slot *s;
+	int hit = 0;
+
+	if (c == NULL)
+		return 0;
+	s = slot_of(c, name, type);
+	pthread_mutex_lock(&c->mu);
+	if (s->name[0] != '\0' && s->type == type && now_ms < s->expires_ms &&
+	    strcasecmp(s->name, name) == 0) {
+		/* the TTLs count down while kept, as in libunbound's cache */
+		uint32_t age = (uint32_t)((now_ms - s->stored_ms) / 1000);
+
+		result_copy(res, &s->res);
+		for (size_t i = 0; i < res->count; i++)
+			res->rr[i].ttl = res->rr[i].ttl > age ?
+			    res->rr[i].ttl - age : 0;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return hit;
+}
+
+/* result_bytes - what a copy of res holds, rdata and text. */
+static size_t
+result_bytes(const struct dns_result *res)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < res->count; i++)
+		n += res->rr[i].rdlen + res->rr[i].textlen;
+	return n;
+}
+
+void
+dns_cache_put(struct dns_cache *c, const char *name, uint16_t type,
+    int64_t now_ms, uint32_t ttl, const struct dns_result *res)
+{
+	struct dns_cache_slot *s;
+	struct dns_result old;
+
+	if (c == NULL || ttl == 0 || strlen(name) >= DNS_CACHE_NAME_MAX)
+		return;
+	if (res->status != DNS_OK && res->status != DNS_NODATA &&
+	    res->status != DNS_NXDOMAIN)
+		return;
+	if ((res->status == DNS_OK) != (res->count > 0) ||
+	    result_bytes(res) > DNS_CACHE_MAX_BYTES)
+		return;
+	if (ttl > DNS_CACHE_MAX_TTL)
+		ttl = DNS_CACHE_MAX_TTL;
+	s = slot_of(c, name, type);
+	pthread_mutex_lock(&c->mu);
+	old = s->res;
+	result_copy(&s->res, res);
+	str_copy(s->name, name, sizeof(s->name));
+	s->type = type;
+	s->stored_ms = now_ms;
+	s->expires_ms = now_ms + (int64_t)ttl * 1000;
+	pthread_mutex_unlock(&c->mu);
+	dns_result_free(&old);
 }

@@ -83,14 +83,34 @@ ratelimit_hit(struct txn *t, const struct rules_ratelimit *rl, long n,
 static enum verdict_action ratelimit_run(struct txn *t, struct store *s,
     enum txn_event ev, struct verdict *v);
 
+/* ratelimit_counts - does a limit of stage ev keep a counter in the
+ * store? (rcpt_per_msg and msg_per_conn are counted in the txn.) */
+static int
+ratelimit_counts(const struct rules *r, enum txn_event ev)
+{
+	size_t n = rules_ratelimit_count(r);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct rules_ratelimit *rl = rules_ratelimit_get(r, i);
+
+		if (ratelimit_stage(rl->key) == ev &&
+		    rl->key != RL_RCPT_PER_MSG && rl->key != RL_MSG_PER_CONN)
+			return 1;
+	}
+	return 0;
+}
+
 /* chk_ratelimit_run - every limit of this stage, counted in one
- * database transaction. */
+ * database transaction (none when no limit of the stage counts in the
+ * store: most stages of most configurations). */
 enum verdict_action
 chk_ratelimit_run(struct txn *t, struct store *s, enum txn_event ev,
     struct verdict *v)
 {
 	enum verdict_action a;
 
+	if (s == NULL || !ratelimit_counts(eng_rules(t), ev))
+		return ratelimit_run(t, s, ev, v);
 	store_batch_begin(s);
 	a = ratelimit_run(t, s, ev, v);
 	store_batch_end(s);

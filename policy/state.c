@@ -70,17 +70,20 @@ struct state_scan {
 	int		 hit;
 };
 
+/* state_block_row - an entry equal to the IP (as stored) decides at
+ * once; else the first entry containing it (a CIDR, in key order). */
 static int
 state_block_row(const struct store_row *r, void *arg)
 {
 	struct state_scan *sc = arg;
+	int exact = strcmp(sc->ip, r->key) == 0;
 
-	if (!state_ip_in(sc->ip, r->key))
+	if (!exact && (sc->hit || !state_ip_in(sc->ip, r->key)))
 		return 0;
 	sc->hit = 1;
 	if (sc->reason != NULL)
 		str_copy(sc->reason, r->value ? r->value : "", sc->rlen);
-	return 1;
+	return exact;
 }
 
 int
@@ -88,12 +91,9 @@ state_blocked(struct store *s, const char *ip, time_t now, char *reason,
     size_t rlen)
 {
 	struct state_scan sc = { .ip = ip, .reason = reason, .rlen = rlen };
-	int rc = store_get(s, "block", ip, now, reason, rlen, NULL, NULL);
 
-	if (rc != 0)
-		return rc;
-	/* CIDR blocks: few rows, scanned. */
-	if (store_list(s, "block", now, state_block_row, &sc) != 0)
+	/* One read: the blocks are entries, IPs and CIDRs alike. */
+	if (store_list_entries(s, "block", now, state_block_row, &sc) != 0)
 		return -1;
 	return sc.hit;
 }
@@ -120,7 +120,7 @@ state_whitelisted(struct store *s, const struct txn *t, time_t now)
 {
 	struct state_scan sc = { .t = t };
 
-	if (store_list(s, "whitelist", now, state_white_row, &sc) != 0)
+	if (store_list_entries(s, "whitelist", now, state_white_row, &sc) != 0)
 		return -1;
 	return sc.hit;
 }

@@ -313,11 +313,40 @@ test_locked_and_recovery(void **state)
 	store_close(s);
 }
 
+/* A batch is one transaction: its increments reach another connection
+ * together at the end, and batches can follow each other. */
+static void
+test_batch(void **state)
+{
+	struct fx *f = *state;
+	struct store *a = open_ok(f), *b = open_ok(f);
+	time_t t0 = 1700000000;
+	long n;
+
+	for (int round = 1; round <= 3; round++) {
+		store_batch_begin(a);
+		assert_int_equal(store_count(a, "rate:x", "k", 60, 1, t0, &n), 0);
+		assert_int_equal(store_count(a, "rate:y", "k", 60, 1, t0, &n), 0);
+		assert_int_equal(n, round);
+		/* not committed yet: the other connection sees the last round */
+		assert_int_equal(store_count(b, "rate:x", "k", 60, 0, t0, &n), 0);
+		assert_int_equal(n, round - 1);
+		store_batch_end(a);
+		assert_int_equal(store_count(b, "rate:x", "k", 60, 0, t0, &n), 0);
+		assert_int_equal(n, round);
+		assert_int_equal(store_count(b, "rate:y", "k", 60, 0, t0, &n), 0);
+		assert_int_equal(n, round);
+	}
+	store_close(a);
+	store_close(b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
