@@ -49,8 +49,8 @@
 
 /* Macros we ask the MTA for at each stage (smfi_setsymlist). */
 #define MILTER_MACROS_CONNECT	"j {client_addr} {client_port}"
-#define MILTER_MACROS_HELO	"{tls_version}"
-#define MILTER_MACROS_ENVFROM	"i {auth_authen} {tls_version}"
+#define MILTER_MACROS_HELO	"{tls_version} {cipher}"
+#define MILTER_MACROS_ENVFROM	"i {auth_authen} {tls_version} {cipher}"
 #define MILTER_MACROS_ENVRCPT	"i {rcpt_mailer}"
 #define MILTER_MACROS_EOM	"i"
 
@@ -357,19 +357,30 @@ milter_tempfail_protocol(SMFICTX *ctx)
 	return SMFIS_TEMPFAIL;
 }
 
+/* milter_tls - the TLS facts ({tls_version}, {cipher}) into the txn
+ * when the MTA gives them; the MTA defines them only after STARTTLS (or
+ * on an implicit-TLS port), so their absence changes nothing. */
+static void
+milter_tls(SMFICTX *ctx, struct txn *t)
+{
+	const char *version = milter_macro(ctx, "{tls_version}");
+	const char *cipher = milter_macro(ctx, "{cipher}");
+
+	if (version != NULL || cipher != NULL)
+		txn_set_tls(t, version, cipher);
+}
+
 static sfsistat
 milter_do_helo(SMFICTX *ctx, char *helohost)
 {
 	struct milter_conn *c;
 	struct txn *t = milter_txn(ctx, &c, "HELO");
 	struct verdict v;
-	const char *tls;
 
 	if (t == NULL)
 		return milter_tempfail_protocol(ctx);
 	txn_set_helo(t, helohost);
-	if ((tls = milter_macro(ctx, "{tls_version}")) != NULL)
-		txn_set_tls(t, tls);
+	milter_tls(ctx, t);
 	eng_event(t, TXN_EV_HELO, &v);
 	return milter_decide(ctx, c, &v, MS_HELO);
 }
@@ -402,8 +413,7 @@ milter_do_envfrom(SMFICTX *ctx, char **argv)
 		return SMFIS_DISCARD;
 	if ((m = milter_macro(ctx, "{auth_authen}")) != NULL)
 		txn_set_auth(t, m);
-	if ((m = milter_macro(ctx, "{tls_version}")) != NULL)
-		txn_set_tls(t, m);
+	milter_tls(ctx, t);
 	milter_queue_id(ctx, t);
 	txn_set_mail(t, argv[0] != NULL ? argv[0] : "");
 	eng_event(t, TXN_EV_MAIL, &v);

@@ -914,7 +914,7 @@ proxy_sess_tls_up(struct proxy_sess *s)
 
 	s->tls_on = 1;
 	proxy_tls_info(&s->cli, version, sizeof(version), cipher, sizeof(cipher));
-	txn_set_tls(s->t, version);
+	txn_set_tls(s->t, version, cipher);
 	log_info("%s proxy: %s TLS established: %s %s", SID(s), s->peer,
 	    version, cipher);
 }

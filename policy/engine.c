@@ -442,13 +442,18 @@ eng_log(struct txn *t, const char *stage, const struct verdict *v)
 	for (size_t i = 0; i < t->nsym; i++)
 		buf_printf(&b, "%s%s(%.1f)", i ? "," : "", t->sym[i].name,
 		    t->sym[i].score);
-	log_info("%s: [%s]:%d helo=<%s> from=<%s> rcpt=%zu%s%s stage=%s "
+	char tls[300] = "";
+	if (t->tls_version != NULL || t->tls_cipher != NULL)
+		(void)str_fmt(tls, sizeof(tls), " tls=%s/%s",
+		    t->tls_version ? t->tls_version : "unknown",
+		    t->tls_cipher ? t->tls_cipher : "unknown");
+	log_info("%s: [%s]:%d helo=<%s> from=<%s> rcpt=%zu%s%s%s stage=%s "
 	    "symbols=%s score=%.1f action=%s%s%s%s%s time=%lldms",
 	    t->id, t->client_ip ? t->client_ip : "?", t->client_port,
 	    t->helo ? t->helo : "", t->mail_from ? t->mail_from : "",
 	    t->nrcpt, t->queue_id ? " qid=" : "", t->queue_id ? t->queue_id : "",
-	    stage, b.data ? b.data : "", t->score, v->action == VERDICT_CONTINUE ? "none" :
-	    verdict_name(v->action),
+	    tls, stage, b.data ? b.data : "", t->score,
+	    v->action == VERDICT_CONTINUE ? "none" : verdict_name(v->action),
 	    v->rcode[0] ? " reply=" : "", v->rcode, v->xcode[0] ? " " : "",
 	    v->xcode, (eng_now_us() - t->t_start_us) / 1000);
 	buf_free(&b);

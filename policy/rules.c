@@ -496,7 +496,7 @@ rp_list(struct rparse *p, char **tok, int n)
 static const char *const target_names[RTG_COUNT] = {
 	"helo", "client_name", "client_ip", "from", "rcpt", "header:",
 	"header:*", "subject", "from_header", "body", "raw_body",
-	"attachment_name", "attachment_type",
+	"attachment_name", "attachment_type", "tls",
 };
 
 const char *
@@ -512,7 +512,8 @@ rules_target_stage(enum rules_target t)
 	case RTG_CLIENT_IP:
 	case RTG_CLIENT_NAME:	return RS_CONNECT;
 	case RTG_HELO:		return RS_HELO;
-	case RTG_FROM:		return RS_MAIL;
+	case RTG_FROM:
+	case RTG_TLS:		return RS_MAIL;	/* STARTTLS is over by MAIL */
 	case RTG_RCPT:		return RS_RCPT;
 	default:		return RS_EOM;
 	}
@@ -716,8 +717,8 @@ rp_rule(struct rparse *p, char *line)
 	int tg = rp_target(w[2], &rx.header);
 	if (tg < 0) {
 		rp_error(p, "unknown target \"%s\" (helo, client_name, client_ip, "
-		    "from, rcpt, header:NAME, header:*, subject, from_header, body, "
-		    "raw_body, attachment_name, attachment_type)", w[2]);
+		    "from, rcpt, tls, header:NAME, header:*, subject, from_header, "
+		    "body, raw_body, attachment_name, attachment_type)", w[2]);
 		return;
 	}
 	rx.target = (enum rules_target)tg;

@@ -4,8 +4,8 @@
  *
  * Called by the engine (policy/engine.c) at each SMTP stage: connect
  * (client_ip, client_name, whitelist/blacklist_clients, DNSBL/DNSWL),
- * HELO (helo), MAIL (from, blacklist/whitelist_from with SPF, RHSBL of
- * the sender domain), RCPT (the newest rcpt) and end of message
+ * HELO (helo), MAIL (from, tls, blacklist/whitelist_from with SPF, RHSBL
+ * of the sender domain), RCPT (the newest rcpt) and end of message
  * (headers, body, attachments, whitelist/blacklist_from of the From
  * header with DKIM or SPF, RHSBL of the From domain; then meta rules).
  * Also holds the lint of `configtest`. It owns nothing beyond a call:
@@ -222,12 +222,27 @@ rules_rx_eom(struct rules_ctx *c, const struct rules_rx *rx,
 	}
 }
 
+/* rules_tls_value - the tls target: "VERSION CIPHER" for a TLS
+ * session (a part the front end did not learn is "unknown"), "none"
+ * without TLS. A value too long for out is cut. */
+static const char *
+rules_tls_value(const struct txn *t, char *out, size_t outlen)
+{
+	if (t->tls_version == NULL && t->tls_cipher == NULL)
+		return "none";
+	(void)str_fmt(out, outlen, "%s %s",
+	    t->tls_version ? t->tls_version : "unknown",
+	    t->tls_cipher ? t->tls_cipher : "unknown");
+	return out;
+}
+
 /* rules_envelope - one rule on a connection or envelope target. */
 static void
 rules_envelope(struct rules_ctx *c, const struct rules_rx *rx)
 {
 	const struct txn *t = c->t;
 	const char *v = NULL;
+	char tls[256];
 
 	switch (rx->target) {
 	case RTG_CLIENT_IP:	v = t->client_ip; break;
@@ -235,6 +250,7 @@ rules_envelope(struct rules_ctx *c, const struct rules_rx *rx)
 	case RTG_HELO:		v = t->helo; break;
 	case RTG_FROM:		v = t->mail_from; break;
 	case RTG_RCPT:		v = t->nrcpt ? t->rcpt[t->nrcpt - 1] : NULL; break;
+	case RTG_TLS:		v = rules_tls_value(t, tls, sizeof(tls)); break;
 	default:		break;
 	}
 	if (v != NULL)

@@ -129,9 +129,10 @@ txn_set_auth(struct txn *t, const char *user)
 }
 
 void
-txn_set_tls(struct txn *t, const char *version)
+txn_set_tls(struct txn *t, const char *version, const char *cipher)
 {
 	txn_replace(&t->tls_version, version && *version ? version : NULL);
+	txn_replace(&t->tls_cipher, cipher && *cipher ? cipher : NULL);
 }
 
 void
@@ -333,6 +334,7 @@ txn_clear_all(struct txn *t)
 	free(t->helo);
 	free(t->auth_user);
 	free(t->tls_version);
+	free(t->tls_cipher);
 	free(t->our_hostname);
 	free(t->iprev_name);
 	txn_spf_clear(&t->spf_helo);

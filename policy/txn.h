@@ -141,7 +141,9 @@ struct txn {
 	int		 client_internal; /* in internal_networks */
 	char		*helo;
 	char		*auth_user;
-	char		*tls_version;
+	char		*tls_version;	/* "TLSv1.3"; NULL: no TLS/unknown */
+	char		*tls_cipher;	/* "TLS_AES_128_GCM_SHA256"; NULL:
+					 * no TLS, or the MTA did not say */
 	char		*our_hostname;	/* MTA's $j when it gives one */
 	unsigned	 nmsg;		/* MAIL commands so far (rate limits) */
 	unsigned	 bad_rcpt;	/* recipients refused as unknown (harvest) */
@@ -187,7 +189,10 @@ struct txn {
 void	 txn_set_client(struct txn *t, const char *ip, int port, const char *name);
 void	 txn_set_helo(struct txn *t, const char *helo);
 void	 txn_set_auth(struct txn *t, const char *user);
-void	 txn_set_tls(struct txn *t, const char *version);
+/* txn_set_tls - the client's TLS protocol version and cipher, as the
+ * front end learnt them; NULL or "" for both means no TLS. */
+void	 txn_set_tls(struct txn *t, const char *version,
+	    const char *cipher);
 void	 txn_set_queue_id(struct txn *t, const char *id);
 /* txn_set_our_hostname - the MTA's own name ($j); NULL or "" keeps the
  * configured hostname. */

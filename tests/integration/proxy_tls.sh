@@ -3,7 +3,10 @@
 # with a certificate, the session reset after it, plaintext injected
 # after STARTTLS discarded), implicit TLS (465-style listener), the key
 # read before the privilege drop, tls_min_version, and AUTH relayed to
-# a backend only inside TLS; STARTTLS to the backend
+# a backend only inside TLS; the client's TLS version and cipher given
+# to the engine (a rule on the tls target, the summary log line; also
+# in milter mode behind a Postfix port with STARTTLS);
+# STARTTLS to the backend
 # (proxy_backend_tls = yes, more Postfix ports with TLS), its
 # certificate verified against a CA made here (right and wrong name,
 # IP address, unknown CA, a pinned self-signed certificate, bad CA
@@ -32,6 +35,9 @@ codes() { printf '%s\n' "$1" | grep -E '^[0-9]{3} |^TLS|^EOF|^TIMEOUT' |
 	sed -E 's/^([0-9]{3}) .*/\1/; s/^TLS-ERROR.*/TLSERR/; s/^TLS .*/TLS/' |
 	tr '\n' ' '; }
 
+# spam_tests FILE - the symbols of FILE's X-Spam-Status as ",A,B,".
+spam_tests() { header_of "$1" X-Spam-Status | sed -n 's/.*tests=\([^ ]*\).*/,\1,/p'; }
+
 # ---- set-up ----
 if ! start_dns "$MXW_RUN"; then
 	not_ok "test DNS starts"; done_testing
@@ -50,6 +56,11 @@ if ! make_cert "$MXW_RUN/tls"; then
 fi
 # The key is root's alone: only a read before the drop can work.
 chown root:root "$MXW_RUN/tls/key.pem"
+# Rules on the tls target ("VERSION CIPHER" or "none"); score 0 so
+# no verdict changes.
+TLS_RULES='rule TEST_NO_TLS tls /^none$/ score 0
+rule TEST_TLS tls /^TLSv1\.[23] [A-Z0-9_-]+$/ score 0'
+PROXY_RULES=$TLS_RULES
 if start_proxy t1 "127.0.0.1:$SMTP_PORT" \
 	"tls_cert_file = $MXW_RUN/tls/cert.pem" \
 	"tls_key_file = $MXW_RUN/tls/key.pem" \
@@ -59,6 +70,7 @@ else
 	not_ok "proxy with TLS starts" "$(tail -20 "$MXW_RUN/t1/mxwarden.log")"
 	done_testing
 fi
+PROXY_RULES=
 P1=$PROXY_PORT
 P1TLS=$PROXY_TLS_PORT
 LOG1=$MXW_RUN/t1/mxwarden.log
@@ -86,6 +98,30 @@ like "$(grep 'TLS established' "$LOG1" | head -1)" 'TLS established: TLSv1\.[23]
 	"TLS version and cipher logged"
 like "$(grep 'disconnect from \[127\.0\.0\.5\]' "$LOG1" | tail -1)" 'tls=TLSv1\.[23]' \
 	"TLS version reached the transaction (txn_set_tls)"
+if [ -n "${d:-}" ]; then
+	st=$(spam_tests "$d")
+	like "$st" ',TEST_TLS,' "STARTTLS session: the rule on the tls target fires"
+	unlike "$st" ',TEST_NO_TLS,' "STARTTLS session: the rule on tls = none does not"
+fi
+like "$(grep 'from=<a@sender\.test> .*stage=eom symbols=' "$LOG1" | tail -1)" \
+	' tls=TLSv1\.[23]/[A-Z0-9_-]+ stage=eom symbols=.*TEST_TLS\(0\.0\)' \
+	"summary log line: tls=VERSION/CIPHER and the tls rule's symbol"
+
+# ---- the same proxy without STARTTLS: tls is "none" ----
+d=
+n0=$(count_sink)
+r=$(pmail 127.0.0.7 client.test a@sender.test u@local.test "$f")
+like "$r" '^250 2\.0\.0 Ok: queued as ' "plain session: delivered"
+if wait_delivered $((n0 + 1)); then
+	st=$(spam_tests "$(delivered_file $((n0 + 1)))")
+	like "$st" ',TEST_NO_TLS,' "plain session: the rule on tls = none fires"
+	unlike "$st" ',TEST_TLS,' "plain session: the rule on a TLS version does not"
+else
+	not_ok "plain session: message delivered"
+fi
+plain=$(grep '\[127\.0\.0\.7\]:[0-9]* .*stage=eom symbols=' "$LOG1" | tail -1)
+like "$plain" 'TEST_NO_TLS\(0\.0\)' "plain session: summary log line has the symbol"
+unlike "$plain" ' tls=' "plain session: summary log line has no tls="
 
 # ---- RFC 3207: after STARTTLS the session starts afresh ----
 out=$(smtpc "$P1" send:'EHLO a.test\r\n' reply send:'STARTTLS\r\n' reply tls \
@@ -395,5 +431,55 @@ else
 	not_ok "proxy in front of the scripted AUTH backend starts"
 fi
 
+# ---- milter mode: Postfix's {tls_version} and {cipher} ----
+# A Postfix port with STARTTLS whose milter is an mxwarden with the tls
+# rules; the same two sessions as through the proxy.
+mkdir -p "$MXW_RUN/m1"
+cp "$MXW_RUN/unbound.conf" "$MXW_RUN/m1/"
+printf '%s\n' "$TLS_RULES" >"$MXW_RUN/m1/local.rules"
+MPF_PORT=$(free_port)
+m1_up=0
+if start_mxwarden "$MXW_RUN/m1"; then
+	m1_up=1
+	cat >>"$PF_CONF/master.cf" <<EOM
+$MPF_PORT inet n - n - - smtpd
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_cert_file=$MXW_RUN/tls/cert.pem
+  -o smtpd_tls_key_file=$MXW_RUN/tls/key.pem
+  -o smtpd_milters=$MXW_MILTER
+EOM
+	PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" reload >/dev/null 2>&1
+fi
+if [ "$m1_up" = 1 ] && wait_port "$MPF_PORT" 20; then
+	MLOG=$MXW_RUN/m1/mxwarden.log
+	# milter_tls_case LABEL IP FIRES SILENT [SWAKS...] - one message
+	# through the milter Postfix: rule FIRES is in its symbols, SILENT not.
+	milter_tls_case() {
+		local label=$1 ip=$2 fires=$3 silent=$4 r st n0
+		shift 4
+		n0=$(count_sink)
+		r=$(PMAIL_PORT=$MPF_PORT pmail "$ip" client.test a@sender.test u@local.test "$f" "$@")
+		like "$r" '^250 2\.0\.0 Ok: queued as ' "milter, $label: delivered"
+		if wait_delivered $((n0 + 1)); then
+			st=$(spam_tests "$(delivered_file $((n0 + 1)))")
+			like "$st" ",$fires," "milter, $label: the rule $fires fires"
+			unlike "$st" ",$silent," "milter, $label: the rule $silent does not"
+		else
+			not_ok "milter, $label: message delivered"
+		fi
+	}
+	milter_tls_case STARTTLS 127.0.0.5 TEST_TLS TEST_NO_TLS --tls
+	like "$(grep '\[127\.0\.0\.5\]:[0-9]* .*stage=eom symbols=' "$MLOG" | tail -1)" \
+		' tls=TLSv1\.[23]/[A-Z0-9_-]+ stage=eom symbols=.*TEST_TLS\(0\.0\)' \
+		"milter, STARTTLS: summary log line has tls=VERSION/CIPHER ({cipher} read)"
+	milter_tls_case "plain session" 127.0.0.7 TEST_NO_TLS TEST_TLS
+	unlike "$(grep '\[127\.0\.0\.7\]:[0-9]* .*stage=eom symbols=' "$MLOG" | tail -1)" \
+		' tls=' "milter, plain session: no tls= in the summary log line"
+	stop_pid "$MXW_PID"
+	unlike "$(cat "$MLOG")" 'Sanitizer|runtime error' "milter: no sanitizer report"
+else
+	not_ok "milter mxwarden behind a Postfix TLS port starts" \
+		"$(tail -5 "$MXW_RUN/m1/mxwarden.log" 2>/dev/null)"
+fi
 
 done_testing

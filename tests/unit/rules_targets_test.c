@@ -2,10 +2,12 @@
  * rules_targets_test.c - every rule target and every list kind of
  * mxwarden.rules(5) (policy/rules.c, policy/rules_eval.c): a regex rule
  * and, where the target holds addresses, names or IPs, an in:LIST rule
- * on each of the 13 targets, each with a value that matches and one
- * that does not; list entries of every kind (IPv4/IPv6 addresses and
- * CIDRs, domains with and without subdomain matching, addresses,
- * address globs, @domain, file: lists, a local file replacing a list);
+ * on each of the 14 targets, each with a value that matches and one
+ * that does not (tls: with and without TLS, and a front end that gave
+ * only one of version and cipher); list entries of every kind
+ * (IPv4/IPv6 addresses and CIDRs, domains with and without subdomain
+ * matching, addresses, address globs, @domain, file: lists, a local file
+ * replacing a list);
  * the built-in lists (whitelist_clients, blacklist_clients,
  * blacklist_from, whitelist_from only with SPF or DKIM for the sender
  * domain); meta rules with each operator. DNS lists run against a
@@ -215,6 +217,106 @@ test_envelope_targets(void **state)
 	assert_non_null(txn_symbol_detail(&c, "RCPT_RX"));
 	txn_clear_all(&c);
 	rules_free(r);
+}
+
+/* ---- tls: "VERSION CIPHER" or "none", tested at MAIL ---- */
+
+static const char tls_rules[] =
+    "rule NO_TLS   tls /^none$/             score 1.0\n"
+    "rule OLD_TLS  tls /^TLSv1(\\.[01])? /  score 2\n"
+    "rule TLS13    tls /^TLSv1\\.3 TLS_AES_256_GCM_SHA384$/ score 0.1\n"
+    "rule TLS_UNK  tls /^(unknown \\S+|\\S+ unknown)$/ score 0.1\n";
+
+/* tls_case - a MAIL with TLS facts version/cipher (NULL: not given);
+ * the symbols in want must be there, every other tls rule absent. */
+static void
+tls_case(const struct rules *r, const char *version, const char *cipher,
+    const char *want, const char *want_detail)
+{
+	static const char *const all[] = { "NO_TLS", "OLD_TLS", "TLS13",
+	    "TLS_UNK" };
+	struct txn t = { 0 };
+
+	txn_set_client(&t, "198.51.100.1", 25, NULL);
+	txn_set_tls(&t, version, cipher);
+	/* Not before MAIL: the HELO stage leaves the tls target alone. */
+	rules_eval(r, &t, RS_HELO, NULL, NULL);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (txn_symbol_detail(&t, all[i]) != NULL)
+			fail_msg("%s at HELO", all[i]);
+	txn_set_mail(&t, "a@sender.example");
+	rules_eval(r, &t, RS_MAIL, NULL, NULL);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		char w[32];
+		snprintf(w, sizeof(w), " %s ", all[i]);
+		int wanted = strstr(want, w) != NULL;
+		if ((txn_symbol_detail(&t, all[i]) != NULL) != wanted)
+			fail_msg("%s/%s: %s %s", version ? version : "-",
+			    cipher ? cipher : "-", all[i],
+			    wanted ? "missing" : "unexpected");
+	}
+	if (want_detail != NULL) {
+		const char *sym = strchr(want + 1, ' ');
+		char name[32];
+		snprintf(name, sizeof(name), "%.*s", (int)(sym - want - 1),
+		    want + 1);
+		assert_string_equal(txn_symbol_detail(&t, name), want_detail);
+	}
+	txn_clear_all(&t);
+}
+
+static void
+test_tls_target(void **state)
+{
+	struct rules *r = load(tls_rules);
+
+	(void)state;
+	/* want: " SYM SYM " (the first one's detail checked when given). */
+	tls_case(r, NULL, NULL, " NO_TLS ", "tls \"none\"");
+	tls_case(r, "", "", " NO_TLS ", NULL);
+	tls_case(r, "TLSv1.3", "TLS_AES_256_GCM_SHA384", " TLS13 ",
+	    "tls \"TLSv1.3 TLS_AES_256_GCM_SHA384\"");
+	tls_case(r, "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384", " ", NULL);
+	/* The detail holds what matched. */
+	tls_case(r, "TLSv1", "ECDHE-RSA-AES128-SHA", " OLD_TLS ",
+	    "tls \"TLSv1 \"");
+	tls_case(r, "TLSv1.1", "AES128-SHA", " OLD_TLS ", NULL);
+	/* A front end that knows only one part: TLS all the same. */
+	tls_case(r, "TLSv1.0", NULL, " TLS_UNK OLD_TLS ",
+	    "tls \"TLSv1.0 unknown\"");
+	tls_case(r, NULL, "TLS_AES_128_GCM_SHA256", " TLS_UNK ",
+	    "tls \"unknown TLS_AES_128_GCM_SHA256\"");
+
+	/* A new message on a TLS connection tests it again. */
+	struct txn t = { 0 };
+	txn_set_tls(&t, "TLSv1", "AES128-SHA");
+	txn_set_mail(&t, "a@sender.example");
+	rules_eval(r, &t, RS_MAIL, NULL, NULL);
+	assert_non_null(txn_symbol_detail(&t, "OLD_TLS"));
+	txn_clear_message(&t);
+	assert_null(txn_symbol_detail(&t, "OLD_TLS"));
+	txn_set_mail(&t, "b@sender.example");
+	rules_eval(r, &t, RS_MAIL, NULL, NULL);
+	assert_non_null(txn_symbol_detail(&t, "OLD_TLS"));
+	assert_null(txn_symbol_detail(&t, "NO_TLS"));
+	txn_clear_all(&t);
+	rules_free(r);
+}
+
+/* The unknown-target error names tls among the targets. */
+static void
+test_tls_target_error(void **state)
+{
+	char p[] = "/tmp/mxw-rtg-XXXXXX", errs[2048] = "";
+
+	(void)state;
+	write_tmp(p, "rule R ssl /x/ score 1\n");
+	struct rules *r = rules_load(p, NULL, errs, sizeof(errs));
+	unlink(p);
+	assert_null(r);
+	if (strstr(errs, "unknown target \"ssl\"") == NULL ||
+	    strstr(errs, " tls,") == NULL)
+		fail_msg("error text: %s", errs);
 }
 
 /* ---- end-of-message targets ---- */
@@ -670,6 +772,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect_targets),
 		cmocka_unit_test(test_envelope_targets),
+		cmocka_unit_test(test_tls_target),
+		cmocka_unit_test(test_tls_target_error),
 		cmocka_unit_test(test_eom_targets),
 		cmocka_unit_test(test_list_kinds),
 		cmocka_unit_test(test_list_file_errors),

@@ -116,6 +116,35 @@ test_txn_reset_keeps_connection_symbols(void **state)
 	txn_clear_all(&t);
 }
 
+/* TLS facts: both kept, "" is no value, a later call replaces both,
+ * a new message keeps them (they belong to the connection). */
+static void
+test_txn_tls(void **state)
+{
+	struct txn t;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	txn_set_tls(&t, NULL, NULL);
+	assert_null(t.tls_version);
+	assert_null(t.tls_cipher);
+	txn_set_tls(&t, "", "");
+	assert_null(t.tls_version);
+	assert_null(t.tls_cipher);
+	txn_set_tls(&t, "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384");
+	assert_string_equal(t.tls_version, "TLSv1.2");
+	assert_string_equal(t.tls_cipher, "ECDHE-RSA-AES256-GCM-SHA384");
+	txn_set_tls(&t, "TLSv1.3", NULL);
+	assert_string_equal(t.tls_version, "TLSv1.3");
+	assert_null(t.tls_cipher);
+	txn_set_tls(&t, "TLSv1.3", "TLS_AES_256_GCM_SHA384");
+	txn_set_mail(&t, "a@example.org");
+	txn_clear_message(&t);
+	assert_string_equal(t.tls_version, "TLSv1.3");
+	assert_string_equal(t.tls_cipher, "TLS_AES_256_GCM_SHA384");
+	txn_clear_all(&t);
+}
+
 int
 main(void)
 {
@@ -123,6 +152,7 @@ main(void)
 		cmocka_unit_test(test_verdict_reply),
 		cmocka_unit_test(test_txn_setters),
 		cmocka_unit_test(test_txn_reset_keeps_connection_symbols),
+		cmocka_unit_test(test_txn_tls),
 	};
 	return cmocka_run_group_tests_name("txn", tests, NULL, NULL);
 }
