@@ -52,6 +52,7 @@ struct cfg {
 	char	*proxy_spool_dir;	/* temporary files beyond that */
 	int	 proxy_max_connections;
 	int	 proxy_max_recipients;
+	int	 proxy_backend_reuse;	/* idle backend connections kept */
 	char	*proxy_listen_tls;	/* implicit-TLS listeners (465) */
 	char	*tls_cert_file;		/* PEM chain; "": no STARTTLS */
 	char	*tls_key_file;

@@ -58,6 +58,7 @@
 #include "config.h"
 #include "log.h"
 #include "proxy.h"
+#include "proxy_bepool.h"
 #include "proxy_pp.h"
 #include "proxy_session.h"
 #include "proxy_tls.h"
@@ -68,6 +69,7 @@
 #define PROXY_MIN_WORKERS	4
 #define PROXY_MAX_WORKERS	128
 #define PROXY_WORKER_IDLE_S	60	/* an extra worker idle this long ends */
+#define PROXY_BEPOOL_IDLE_MS	20000	/* a kept backend connection's life */
 
 /* epoll data: a session is (generation << 32 | slot); the rest are
  * slots past any session's. */
@@ -103,6 +105,7 @@ struct proxy {
 	char		*upstreams;	/* proxy_trusted_upstreams */
 	struct proxy_tls *tls;
 	struct proxy_tls *be_tls;	/* proxy_backend_tls = yes */
+	struct proxy_bepool *bepool;	/* proxy_backend_reuse */
 	struct eng	*eng;
 	int		 epfd, tfd, wakefd, exitfd;
 
@@ -266,6 +269,9 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 	p->max_per_ip = cfg->proxy_max_per_ip;
 	p->ent = xcalloc((size_t)p->max_conn, sizeof(*p->ent));
 	proxy_fd_limit(p->max_conn);
+	if (cfg->proxy_backend_reuse > 0)
+		p->bepool = proxy_bepool_new((size_t)cfg->proxy_backend_reuse,
+		    PROXY_BEPOOL_IDLE_MS);
 	p->upstreams = xstrdup(cfg->proxy_trusted_upstreams);
 	if (proxy_ip_list_check(p->upstreams, err, errlen) != 0 ||
 	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)
@@ -322,6 +328,7 @@ proxy_free(struct proxy *p)
 	pthread_mutex_destroy(&p->tlock);
 	pthread_mutex_destroy(&p->wlock);
 	pthread_cond_destroy(&p->wdone);
+	proxy_bepool_free(p->bepool);
 	proxy_tls_free(p->tls);
 	proxy_tls_free(p->be_tls);
 	free(p->upstreams);
@@ -646,6 +653,7 @@ proxy_accept(struct proxy *p, size_t li)
 	 * header has named it, to the per-IP limit (proxy_admit). */
 	e->conn.admit = proxy_admit;
 	e->conn.admit_ctx = e;
+	e->conn.bepool = p->bepool;
 	if ((lim = proxy_ent_add(p, e, e->conn.upstream ? "" : ip)) != 0) {
 		if (lim == 2)
 			log_warn("proxy: [%s]:%d PER-IP CONNECTION LIMIT %d"

@@ -70,6 +70,7 @@
 #include "engine.h"
 #include "log.h"
 #include "proxy_backend.h"
+#include "proxy_bepool.h"
 #include "proxy_io.h"
 #include "proxy_msg.h"
 #include "proxy_pp.h"
@@ -119,6 +120,7 @@ struct proxy_sess {
 	int			 dst_port;
 	int			 tls_on;	/* the client side is in TLS */
 	int			 auth_done;	/* the backend answered 235 */
+	int			 auth_tried;	/* AUTH went to the backend */
 	int			 helo_plain;	/* HELO: PIPELINING not offered */
 	int			 bare_lf_ok;	/* in proxy_bare_lf_exempt */
 	int			 be_ehlo;	/* we sent our own EHLO */
@@ -368,12 +370,51 @@ proxy_sess_backend_starttls(struct proxy_sess *s)
 	return 0;
 }
 
-/* proxy_sess_open_backend - connect and read the greeting; 421 to the
- * client when that fails. */
+/* proxy_sess_reusable - the backend connection may serve the next
+ * client: nothing of this one's sticks to it and it is idle. Only with
+ * proxy_backend_forward = none: a PROXY header belongs to one client,
+ * and after XCLIENT Postfix treats the connection as that client's (no
+ * second XCLIENT unless the client itself is authorized); no AUTH. */
+static int
+proxy_sess_reusable(const struct proxy_sess *s)
+{
+	int fw = s->cfg->proxy_backend_forward;
+
+	return s->conn->bepool != NULL && s->be.connected && !s->auth_tried &&
+	    fw == CFG_FORWARD_NONE && proxy_io_pending(&s->be.io) == 0 &&
+	    s->be.io.out.len == 0;
+}
+
+/* proxy_sess_backend_done - at the end of the session: keep the backend
+ * connection for the next client when it may be reused and RSET says
+ * it is ready, else QUIT. */
+static void
+proxy_sess_backend_done(struct proxy_sess *s)
+{
+	if (proxy_sess_reusable(s) &&
+	    proxy_backend_command(&s->be, "RSET", &s->r, 5000, s->line,
+	    sizeof(s->line)) == 0 && s->r.code == 250) {
+		proxy_bepool_give(s->conn->bepool, &s->be);
+		return;
+	}
+	proxy_backend_close(&s->be);
+}
+
+/* proxy_sess_open_backend - a kept connection (proxy_backend_reuse), or
+ * connect and read the greeting; 421 to the client when that fails. */
 static int
 proxy_sess_open_backend(struct proxy_sess *s)
 {
 	char err[256];
+	int fw = s->cfg->proxy_backend_forward;
+
+	if (s->conn->bepool != NULL && fw == CFG_FORWARD_NONE &&
+	    proxy_bepool_take(s->conn->bepool, s->cfg->proxy_backend, &s->be)) {
+		log_debug("%s proxy: %s backend connection reused", SID(s),
+		    s->peer);
+		s->be_ehlo = 1;	/* its capabilities are known */
+		return 0;
+	}
 
 	if (proxy_backend_connect(&s->be, s->cfg->proxy_backend,
 	    proxy_sess_ms(s->cfg->proxy_backend_connect_timeout),
@@ -736,10 +777,15 @@ proxy_sess_deliver(struct proxy_sess *s, struct proxy_msg *m,
 	if (proxy_sess_cmd(s, "DATA", "DATA") != 0)
 		return;
 	if (s->r.code != 354) {
-		if (s->r.code / 100 == 4 || s->r.code / 100 == 5)
-			proxy_sess_relay(s);
-		else
+		if (s->r.code / 100 != 4 && s->r.code / 100 != 5) {
 			proxy_sess_backend_fail(s, "DATA", "unexpected reply");
+			return;
+		}
+		proxy_sess_relay(s);
+		/* A refused DATA leaves the backend's transaction open
+		 * (Postfix keeps MAIL and RCPT); ours is over. */
+		if (s->state != PS_CLOSING)
+			(void)proxy_sess_backend_rset(s);
 		return;
 	}
 	if (proxy_msg_write(m, s->t, sp, &s->be.io) != 0 ||
@@ -1110,6 +1156,7 @@ proxy_cmd_auth(struct proxy_sess *s, const char *arg)
 		proxy_auth_user(s->auth_mech, arg + ml + 1, s->auth_user,
 		    sizeof(s->auth_user));
 	str_fmt(cmd, sizeof(cmd), "AUTH %s", arg);
+	s->auth_tried = 1;
 	if (proxy_sess_cmd(s, cmd, "AUTH") != 0)
 		return;
 	proxy_sess_auth_next(s);
@@ -1531,10 +1578,10 @@ proxy_session_free(struct proxy_sess *s)
 		    SID(s), s->peer);
 		proxy_spool_free(&s->sp);
 	}
-	proxy_backend_close(&s->be);
 	log_info("%s proxy: disconnect from %s%s%s", SID(s), s->peer,
 	    s->tls_on ? " tls=" : "", s->tls_on ? s->t->tls_version : "");
-	proxy_io_close(&s->cli);
+	proxy_io_close(&s->cli);	/* the client is done: first */
+	proxy_sess_backend_done(s);
 	proxy_reply_free(&s->r);
 	eng_txn_free(s->t);
 	free(s);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 struct eng;
+struct proxy_bepool;
 struct proxy_sess;
 struct proxy_tls;
 
@@ -26,6 +27,7 @@ struct proxy_conn {
 	 * reached (the session answers 421 and ends). May be NULL. */
 	int			(*admit)(void *ctx, const char *ip);
 	void			*admit_ctx;
+	struct proxy_bepool	*bepool;	/* NULL: no reuse */
 };
 
 /* What a session waits for after a step. */

@@ -50,9 +50,11 @@ if ! wait_port "$FB_PORT" 10; then
 fi
 mkdir -p "$MXW_RUN/spool1"
 chown nobody "$MXW_RUN/spool1"
+# One backend connection per client session here (the scripted backend
+# reads its fault mode at each new connection): no reuse.
 if start_proxy f1 "127.0.0.1:$FB_PORT" "proxy_backend_forward = none" \
 	"proxy_backend_timeout = 5s" "proxy_backend_data_timeout = 3s" \
-	"proxy_spool_dir = $MXW_RUN/spool1"; then
+	"proxy_spool_dir = $MXW_RUN/spool1" "proxy_backend_reuse = 0"; then
 	ok "proxy starts in front of the scripted backend"
 else
 	not_ok "proxy starts in front of the scripted backend" \
@@ -155,6 +157,51 @@ is "$(grep -c '^msg ' "$FB/log")" "$(ls "$FB"/msg.* | wc -l)" "backend log and f
 is "$(find "$MXW_RUN/spool1" -type f | wc -l)" 0 "no spool file left behind"
 stop_pid "$PROXY_PID" 20
 is "$MXW_STOP_STATUS" 0 "proxy (scripted backend) stops cleanly"
+
+# ---- part 1b: backend connections kept for the next client ----
+# (proxy_backend_reuse, on by default with proxy_backend_forward = none)
+# session SUBJECT - one client session with one transaction; its codes.
+session() {
+	local steps
+	mapfile -t steps < <(txn "$1")
+	codes "$(smtpc "$P1" send:'EHLO client.test\r\n' reply "${steps[@]}" \
+		send:'QUIT\r\n' drain)"
+}
+# fb_since REGEX - backend log lines since fb_mark that match REGEX.
+fb_since() { tail -n +$((FB_L0 + 1)) "$FB/log" 2>/dev/null | grep -cE "$1"; }
+echo ok >"$FB/mode"
+if start_proxy r1 "127.0.0.1:$FB_PORT" "proxy_backend_forward = none"; then
+	P1=$PROXY_PORT
+	fb_mark
+	is "$(session reuse-a)/$(session reuse-b)" \
+		"220 250 250 250 354 250 221 EOF /220 250 250 250 354 250 221 EOF " \
+		"reuse: two client sessions one after the other, both delivered"
+	# (start_proxy's probe session may have opened the connection.)
+	like "$(fb_since '^conn ')" '^[01]$' "reuse: at most one new backend connection"
+	is "$(grep -E '^msg [0-9]+ [0-9]+ reuse-[ab]$' "$FB/log" | cut -d' ' -f2 |
+		uniq | wc -l)/$(fb_since '^msg [0-9]+ [0-9]+ reuse-[ab]$')" "1/2" \
+		"reuse: one backend connection carried both messages"
+	like "$(fb_since '^cmd [0-9]+ RSET$')" '^[1-9]' \
+		"reuse: the connection was RSET before it was kept"
+	# The backend goes away while the connection is kept: the next
+	# session finds it dead and connects afresh, the client sees nothing.
+	stop_pid "$FB_PID" 10
+	/usr/bin/python3 "$PROXY_HELPERS/fault_backend.py" "$FB_PORT" "$FB" \
+		>>"$FB/stderr" 2>&1 &
+	FB_PID=$!
+	mxw_track_pid "$FB_PID"
+	wait_port "$FB_PORT" 10
+	fb_mark
+	is "$(session reuse-c)" "220 250 250 250 354 250 221 EOF " \
+		"reuse: a kept connection the backend closed is not used"
+	is "$(fb_since '^msg [0-9]+ [0-9]+ reuse-c$')" 1 "reuse: ... the message arrives once"
+	is "$(grep -c 'BACKEND FAILURE' "$MXW_RUN/r1/mxwarden.log")" 0 \
+		"reuse: no backend failure logged"
+	stop_pid "$PROXY_PID" 20
+	is "$MXW_STOP_STATUS" 0 "reuse: the proxy stops cleanly (kept connections closed)"
+else
+	not_ok "proxy with backend reuse starts" "$(tail -20 "$MXW_RUN/r1/mxwarden.log")"
+fi
 
 # ---- part 2: a real Postfix; the client disconnects mid-DATA ----
 if ! start_sink "$MXW_RUN"; then

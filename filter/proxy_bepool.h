@@ -1,0 +1,44 @@
+/*
+ * proxy_bepool.h - idle backend connections kept for the next client
+ * session (proxy_backend_reuse): a session that ended cleanly hands its
+ * backend connection back after a successful RSET; the next session
+ * takes it instead of connecting, and skips the connect, the greeting
+ * and the proxy's own EHLO.
+ *
+ * Only connections that carry nothing of their last client are kept:
+ * the session decides (no AUTH, proxy_backend_forward none or xclient,
+ * RSET answered 250); the pool checks on taking that the backend has
+ * not closed or spoken since (an idle timeout's 421).
+ */
+#ifndef MXW_PROXY_BEPOOL_H
+#define MXW_PROXY_BEPOOL_H
+
+#include <stddef.h>
+
+struct proxy_backend;
+struct proxy_bepool;
+
+/* proxy_bepool_new - a pool of at most max_idle connections, each kept
+ * at most idle_ms. */
+struct proxy_bepool *proxy_bepool_new(size_t max_idle, int idle_ms);
+
+/* proxy_bepool_free - QUIT and close every kept connection. */
+void	proxy_bepool_free(struct proxy_bepool *pool);
+
+/*
+ * proxy_bepool_take - a kept connection to the backend named spec
+ * ("host:port" as in proxy_backend) into *b, which must be unconnected.
+ * Returns 1 (b connected, its EHLO capabilities known), or 0 when none
+ * is usable (b untouched). Thread-safe.
+ */
+int	proxy_bepool_take(struct proxy_bepool *pool, const char *spec,
+	    struct proxy_backend *b);
+
+/*
+ * proxy_bepool_give - keep the connected, idle backend b (the caller
+ * has checked it may be reused); b is left unconnected. When the pool
+ * is full, the oldest kept connection is closed. Thread-safe.
+ */
+void	proxy_bepool_give(struct proxy_bepool *pool, struct proxy_backend *b);
+
+#endif
