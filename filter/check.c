@@ -194,6 +194,15 @@ check_play(struct check_state *s, const struct check_args *a,
 			return;
 	}
 	txn_set_auth(s->t, a->auth);
+	if (a->tls != NULL) {
+		/* "TLSv1.3 TLS_AES_256_GCM_SHA384": version, then cipher. */
+		char version[64];
+		size_t n = strcspn(a->tls, " ");
+
+		str_copy(version, a->tls, n < sizeof(version) ? n + 1 :
+		    sizeof(version));
+		txn_set_tls(s->t, version, a->tls[n] == ' ' ? a->tls + n + 1 : NULL);
+	}
 	if (a->from != NULL) {
 		txn_set_mail(s->t, a->from);
 	} else {

@@ -18,6 +18,7 @@ struct check_args {
 	const char	*rcpt[64];
 	size_t		 nrcpt;
 	const char	*auth;		/* authenticated user, or NULL */
+	const char	*tls;		/* "VERSION CIPHER" of a TLS session, or NULL */
 	int		 json;
 };
 

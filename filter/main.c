@@ -58,7 +58,8 @@ usage(FILE *fp)
 	    "       mxwarden configtest [-c FILE] [-o key=value]... check config and rules\n"
 	    "       mxwarden reload [-c FILE] [-o key=value]...   reload the running daemon\n"
 	    "       mxwarden check [-c FILE] [-o key=value]... [--ip A] [--helo H]\n"
-	    "                [--from S] [--rcpt R]... [--auth USER] [--json] [FILE]\n"
+	    "                [--from S] [--rcpt R]... [--auth USER]\n"
+	    "                [--tls \"VERSION CIPHER\"] [--json] [FILE]\n"
 	    "       mxwarden defaults | version\n");
 }
 
@@ -311,6 +312,7 @@ cmd_check(const struct opts *o, int argc, char **argv)
 		{ "from", required_argument, NULL, 'F' },
 		{ "rcpt", required_argument, NULL, 'r' },
 		{ "auth", required_argument, NULL, 'a' },
+		{ "tls", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "state", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
@@ -327,6 +329,7 @@ cmd_check(const struct opts *o, int argc, char **argv)
 		case 'h': a.helo = optarg; break;
 		case 'F': a.from = optarg; break;
 		case 'a': a.auth = optarg; break;
+		case 't': a.tls = optarg; break;
 		case 'j': a.json = 1; break;
 		case 's': state = 1; break;
 		case 'r':

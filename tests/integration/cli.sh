@@ -61,6 +61,19 @@ if command -v python3 >/dev/null; then
 	is "$?" 0 "--json output is valid JSON"
 fi
 
+# --tls plays a TLS session for rules on the tls target.
+printf 'rule T_TLS13 tls /^TLSv1\\.3 TLS_AES_/ score 0.5\nrule T_NOTLS tls /^none$/ score 0.5\n' \
+	>"$MXW_RUN/tls.rules"
+printf 'From: <a@mx.sender.test>\nSubject: hi\n\nbody\n' >"$MXW_RUN/m2.eml"
+tls_syms() {
+	"$MXW" check -c "$conf" -o local_rules_file="$MXW_RUN/tls.rules" \
+		--ip 127.0.0.10 --helo good10.iprev.test --rcpt b@local.test \
+		--json "$@" <"$MXW_RUN/m2.eml" | grep -oE '"name":"T_[A-Z0-9]+"' | tr '\n' ' '
+}
+is "$(tls_syms --tls 'TLSv1.3 TLS_AES_256_GCM_SHA384')" '"name":"T_TLS13" ' \
+	"check --tls: the session is in TLS for the rules"
+is "$(tls_syms)" '"name":"T_NOTLS" ' "check without --tls: tls is none"
+
 head -c 3000000 /dev/urandom | base64 >"$MXW_RUN/big.eml"
 printf '\0\0\0garbage\r\r\n\n' >>"$MXW_RUN/big.eml"
 "$MXW" check -c "$conf" --ip 127.0.0.10 --from a@nonexistent.mxw.test \
