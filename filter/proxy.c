@@ -269,9 +269,8 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 	p->max_per_ip = cfg->proxy_max_per_ip;
 	p->ent = xcalloc((size_t)p->max_conn, sizeof(*p->ent));
 	proxy_fd_limit(p->max_conn);
-	if (cfg->proxy_backend_reuse > 0)
-		p->bepool = proxy_bepool_new((size_t)cfg->proxy_backend_reuse,
-		    PROXY_BEPOOL_IDLE_MS);
+	p->bepool = proxy_bepool_new((size_t)cfg->proxy_backend_reuse,
+	    PROXY_BEPOOL_IDLE_MS);
 	p->upstreams = xstrdup(cfg->proxy_trusted_upstreams);
 	if (proxy_ip_list_check(p->upstreams, err, errlen) != 0 ||
 	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)

@@ -8,8 +8,15 @@
  * connection is taken before an old one, and the oldest are the ones
  * closed when the pool is full or they have waited too long.
  *
- * Thread safety: one mutex over the list; closing (QUIT, a bounded wait)
- * is done outside it.
+ * Down: PROXY_BEPOOL_SLOW_FAILS slow failures in a row (connect or
+ * greeting timeouts, which each hold a worker for the whole timeout)
+ * make sessions refuse at once for PROXY_BEPOOL_DOWN_MS instead of
+ * piling up on the dead backend; the first session after that tries
+ * again. Fast failures (connection refused) need no such guard. Keyed by
+ * the backend's address, so a reload to another backend starts afresh.
+ *
+ * Thread safety: one mutex over the list and the health; closing (QUIT,
+ * a bounded wait) is done outside it.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +37,9 @@ struct proxy_bepool {
 	struct proxy_bepool_ent	*ent;		/* [0] oldest .. [n-1] newest */
 	size_t			 n, max;
 	int			 idle_ms;
+	char			 health_of[300];	/* backend spec */
+	int			 slow_fails;	/* in a row */
+	long long		 down_until;	/* util_mono_ms() */
 };
 
 struct proxy_bepool *
@@ -42,6 +52,38 @@ proxy_bepool_new(size_t max_idle, int idle_ms)
 	pool->idle_ms = idle_ms;
 	pool->ent = xcalloc(max_idle > 0 ? max_idle : 1, sizeof(*pool->ent));
 	return pool;
+}
+
+void
+proxy_bepool_opened(struct proxy_bepool *pool, const char *spec, int ok,
+    long long took_ms)
+{
+	pthread_mutex_lock(&pool->lock);
+	if (strcmp(pool->health_of, spec) != 0) {
+		str_copy(pool->health_of, spec, sizeof(pool->health_of));
+		pool->slow_fails = 0;
+		pool->down_until = 0;
+	}
+	if (ok)
+		pool->slow_fails = 0;
+	else if (took_ms >= PROXY_BEPOOL_SLOW_MS &&
+	    ++pool->slow_fails >= PROXY_BEPOOL_SLOW_FAILS) {
+		pool->down_until = util_mono_ms() + PROXY_BEPOOL_DOWN_MS;
+		pool->slow_fails = 0;
+	}
+	pthread_mutex_unlock(&pool->lock);
+}
+
+long long
+proxy_bepool_is_down(struct proxy_bepool *pool, const char *spec)
+{
+	long long left = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	if (strcmp(pool->health_of, spec) == 0)
+		left = pool->down_until - util_mono_ms();
+	pthread_mutex_unlock(&pool->lock);
+	return left > 0 ? left : 0;
 }
 
 void

@@ -1,9 +1,10 @@
 /*
- * proxy_bepool.h - idle backend connections kept for the next client
- * session (proxy_backend_reuse): a session that ended cleanly hands its
- * backend connection back after a successful RSET; the next session
- * takes it instead of connecting, and skips the connect, the greeting
- * and the proxy's own EHLO.
+ * proxy_bepool.h - what the sessions share about the backend: idle
+ * connections kept for the next client session (proxy_backend_reuse: a
+ * session that ended cleanly hands its backend connection back after a
+ * successful RSET; the next session takes it instead of connecting, and
+ * skips the connect, the greeting and the proxy's own EHLO), and whether
+ * the backend is taken as down (see proxy_bepool_is_down).
  *
  * Only connections that carry nothing of their last client are kept:
  * the session decides (no AUTH, proxy_backend_forward none or xclient,
@@ -18,8 +19,15 @@
 struct proxy_backend;
 struct proxy_bepool;
 
-/* proxy_bepool_new - a pool of at most max_idle connections, each kept
- * at most idle_ms. */
+/* A backend whose connect or greeting failed slowly (a timeout: each
+ * one holds a worker that long) this many times in a row is taken as
+ * down for PROXY_BEPOOL_DOWN_MS: sessions answer 421 at once. */
+#define PROXY_BEPOOL_SLOW_FAILS	3
+#define PROXY_BEPOOL_SLOW_MS	1000	/* a failure this slow counts */
+#define PROXY_BEPOOL_DOWN_MS	10000
+
+/* proxy_bepool_new - a pool of at most max_idle connections (0: none
+ * kept), each kept at most idle_ms. */
 struct proxy_bepool *proxy_bepool_new(size_t max_idle, int idle_ms);
 
 /* proxy_bepool_free - QUIT and close every kept connection. */
@@ -40,5 +48,15 @@ int	proxy_bepool_take(struct proxy_bepool *pool, const char *spec,
  * is full, the oldest kept connection is closed. Thread-safe.
  */
 void	proxy_bepool_give(struct proxy_bepool *pool, struct proxy_backend *b);
+
+/*
+ * proxy_bepool_opened - the outcome of an attempt to open a connection
+ * to the backend spec (connect and greeting): ok, and how long it took.
+ * proxy_bepool_is_down - the milliseconds the backend spec is still
+ * taken as down, 0 when it is not. Thread-safe.
+ */
+void	proxy_bepool_opened(struct proxy_bepool *pool, const char *spec, int ok,
+	    long long took_ms);
+long long proxy_bepool_is_down(struct proxy_bepool *pool, const char *spec);
 
 #endif

@@ -400,13 +400,20 @@ proxy_sess_backend_done(struct proxy_sess *s)
 	proxy_backend_close(&s->be);
 }
 
+static int proxy_sess_connect_backend(struct proxy_sess *s);
+
 /* proxy_sess_open_backend - a kept connection (proxy_backend_reuse), or
- * connect and read the greeting; 421 to the client when that fails. */
+ * connect and read the greeting (unless the backend is taken as down
+ * after timeouts: proxy_bepool_is_down), then STARTTLS when configured;
+ * 421 to the client when that fails. */
 static int
 proxy_sess_open_backend(struct proxy_sess *s)
 {
 	char err[256];
 	int fw = s->cfg->proxy_backend_forward;
+
+	long long t0, down;
+	int rc;
 
 	if (s->conn->bepool != NULL && fw == CFG_FORWARD_NONE &&
 	    proxy_bepool_take(s->conn->bepool, s->cfg->proxy_backend, &s->be)) {
@@ -415,6 +422,30 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		s->be_ehlo = 1;	/* its capabilities are known */
 		return 0;
 	}
+	if (s->conn->bepool != NULL && (down = proxy_bepool_is_down(
+	    s->conn->bepool, s->cfg->proxy_backend)) > 0) {
+		str_fmt(err, sizeof(err), "taken as down for %lld s more after"
+		    " %d timeouts in a row", (down + 999) / 1000,
+		    PROXY_BEPOOL_SLOW_FAILS);
+		proxy_sess_backend_fail(s, "connect", err);
+		return -1;
+	}
+	t0 = util_mono_ms();
+	rc = proxy_sess_connect_backend(s);
+	if (s->conn->bepool != NULL)
+		proxy_bepool_opened(s->conn->bepool, s->cfg->proxy_backend,
+		    rc == 0, util_mono_ms() - t0);
+	if (rc != 0 || s->conn->be_tls == NULL)
+		return rc;
+	return proxy_sess_backend_starttls(s);
+}
+
+/* proxy_sess_connect_backend - connect, the PROXY header, the greeting;
+ * 421 to the client when that fails. */
+static int
+proxy_sess_connect_backend(struct proxy_sess *s)
+{
+	char err[256];
 
 	if (proxy_backend_connect(&s->be, s->cfg->proxy_backend,
 	    proxy_sess_ms(s->cfg->proxy_backend_connect_timeout),
@@ -447,8 +478,6 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		proxy_sess_backend_fail(s, "greeting", err);
 		return -1;
 	}
-	if (s->conn->be_tls != NULL)
-		return proxy_sess_backend_starttls(s);
 	return 0;
 }
 

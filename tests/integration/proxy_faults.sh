@@ -203,6 +203,58 @@ else
 	not_ok "proxy with backend reuse starts" "$(tail -20 "$MXW_RUN/r1/mxwarden.log")"
 fi
 
+# ---- part 1c: a backend that never greets is taken as down ----
+# A listener that never accepts: the kernel completes each connection,
+# the greeting never comes. After 3 greeting timeouts in a row sessions
+# get 421 at once for 10 s instead of each holding a worker that long;
+# then the next session tries again.
+SILENT_PORT=$(free_port)
+/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(50)
+time.sleep(120)' "$SILENT_PORT" &
+SILENT_PID=$!
+mxw_track_pid "$SILENT_PID"
+wait_port "$SILENT_PORT" 10
+if start_proxy d1 "127.0.0.1:$SILENT_PORT" "proxy_backend_forward = none" \
+	"proxy_backend_timeout = 2s"; then
+	P1=$PROXY_PORT
+	# Sessions until one is refused at once (start_proxy's probe was
+	# the first session already: 2 or 3 slow ones before).
+	seen=
+	for i in 1 2 3 4; do
+		t0=$SECONDS
+		out=$(smtpc "$P1" drain)
+		t=$((SECONDS - t0 >= 1 ? 1 : 0))
+		seen="$seen$(codes "$out")$([ $t = 1 ] && echo slow || echo fast) "
+		[ $t = 0 ] && break
+	done
+	like "$seen" '^(421 EOF slow ){2,3}' \
+		"silent backend: 421 after each greeting timeout"
+	like "$seen" '421 EOF fast $' \
+		"after 3 timeouts in a row: 421 at once (backend taken as down)"
+	grep -q 'BACKEND FAILURE .* taken as down for [0-9]* s more after 3 timeouts' \
+		"$MXW_RUN/d1/mxwarden.log" && ok "taken as down: logged" ||
+		not_ok "taken as down: logged"
+	# The backend comes back; once the 10 s are over, mail flows again.
+	stop_pid "$SILENT_PID" 5
+	echo ok >"$FB/mode"
+	/usr/bin/python3 "$PROXY_HELPERS/fault_backend.py" "$SILENT_PORT" "$FB" \
+		>>"$FB/stderr" 2>&1 &
+	mxw_track_pid "$!"
+	wait_port "$SILENT_PORT" 10
+	sleep 10
+	is "$(session back-up)" "220 250 250 250 354 250 221 EOF " \
+		"backend back after the down time: the next session goes through"
+	stop_pid "$PROXY_PID" 20
+	is "$MXW_STOP_STATUS" 0 "down-backend proxy stops cleanly"
+else
+	not_ok "proxy before a silent backend starts" "$(tail -20 "$MXW_RUN/d1/mxwarden.log")"
+fi
+
 # ---- part 2: a real Postfix; the client disconnects mid-DATA ----
 if ! start_sink "$MXW_RUN"; then
 	not_ok "smtp-sink starts"; done_testing

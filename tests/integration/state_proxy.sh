@@ -55,6 +55,14 @@ msg() {
 # ---- control: the backend answers, and really is an open relay ----
 PMAIL_PORT=$SMTP_PORT
 out=$(msg 127.0.0.9 c1@sender.test 'user@other.example')
+if [[ $out != 250* ]]; then
+	# The backend alone, not the proxy, is under test here: on a loaded
+	# machine a fresh Postfix's first transaction has been seen to time
+	# out once. Say so, and give it one more try.
+	diag "control: first try got: $out"
+	diag "$(tail -12 "$MXW_RUN/swaks.log")"
+	out=$(msg 127.0.0.9 c1@sender.test 'user@other.example')
+fi
 PMAIL_PORT=
 like "$out" '^250 ' "control: the backend alone relays to other.example"
 [[ $out == 250* ]] || { diag "$(tail -5 "$MXW_RUN/postfix.log")"; done_testing; }
