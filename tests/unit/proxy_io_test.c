@@ -1,12 +1,15 @@
 /*
  * proxy_io_test.c - the proxy's bounded line reader (filter/proxy_io.c):
  * line classification (CRLF, bare LF, bare CR, NUL, too long), lines
- * split across reads, EOF, timeout, and output flushed before a read.
+ * split across reads, EOF, timeout, and output flushed before a read;
+ * without waiting (PROXY_IO_NOWAIT, the event loop's way): PL_AGAIN with
+ * the part read so far kept, and output the peer does not take.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,6 +189,102 @@ test_discard_peek_consume(void **state)
 	pair_close(&p);
 }
 
+/* rdn - read a line without waiting. */
+static enum proxy_line_status
+rdn(struct pair *p, char *line, size_t cap, size_t max, size_t *len)
+{
+	return proxy_io_read_line(&p->io, line, cap, max, len, PROXY_IO_NOWAIT);
+}
+
+/* A line that arrives in pieces, without waiting: PL_AGAIN each time
+ * (io->want POLLIN), then the whole line, classified over all pieces:
+ * a CR at the end of one piece and LF at the start of the next is CRLF;
+ * a NUL in an early piece still marks the line; a line over the limit
+ * stays too long however it was cut. */
+static void
+test_nowait_pieces(void **state)
+{
+	static const struct {
+		const char	*piece[4];
+		enum proxy_line_status st;
+		const char	*text;
+	} cases[] = {
+		{ { "HELO a", "bc\r\n" }, PL_OK, "HELO abc" },
+		{ { "X\r", "\n" }, PL_OK, "X" },
+		{ { "A\r", "B\r\n" }, PL_BARE_CR, "A\rB" },
+		{ { "a", "b", "c\n" }, PL_BARE_LF, "abc" },
+		{ { "0123456789", "0123456789", "01\r\n" }, PL_TOO_LONG,
+		  "0123456789012345" },
+	};
+	struct pair p;
+	char line[64];
+	size_t len;
+
+	(void)state;
+	pair_open(&p);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum proxy_line_status st = PL_AGAIN;
+
+		for (size_t k = 0; k < 4 && cases[i].piece[k] != NULL; k++) {
+			assert_int_equal(rdn(&p, line, sizeof(line), 16, &len),
+			    PL_AGAIN);
+			assert_int_equal(p.io.want, POLLIN);
+			peer_send(&p, cases[i].piece[k], strlen(cases[i].piece[k]));
+		}
+		st = rdn(&p, line, sizeof(line), 16, &len);
+		assert_int_equal(st, cases[i].st);
+		assert_string_equal(line, cases[i].text);
+		assert_int_equal(len, strlen(cases[i].text));
+	}
+	/* EOF in the middle of a line, without waiting. */
+	peer_send(&p, "half", 4);
+	assert_int_equal(rdn(&p, line, sizeof(line), 16, &len), PL_AGAIN);
+	close(p.peer);
+	p.peer = -1;
+	assert_int_equal(rdn(&p, line, sizeof(line), 16, &len), PL_EOF);
+	pair_close(&p);
+}
+
+/* Output the peer does not read: flush_some writes what fits and says
+ * 1 (io->want POLLOUT); a read without waiting then stops at PL_AGAIN
+ * wanting POLLOUT rather than reading more; once the peer reads, the
+ * rest leaves. */
+static void
+test_nowait_output(void **state)
+{
+	static char blob[4096];
+	char sink[65536], line[64];
+	struct pair p;
+	size_t len, queued = 0, got = 0;
+	ssize_t n;
+	int r = 0;
+
+	(void)state;
+	memset(blob, 'x', sizeof(blob));
+	pair_open(&p);
+	for (int i = 0; i < 4096 && r == 0; i++) {
+		assert_int_equal(proxy_io_put(&p.io, blob, sizeof(blob)), 0);
+		queued += sizeof(blob);
+		r = proxy_io_flush_some(&p.io);
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(p.io.want, POLLOUT);
+	peer_send(&p, "NOOP\r\nNOOP\r\n", 12);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_AGAIN);
+	assert_int_equal(p.io.want, POLLOUT);
+	for (int i = 0; i < 100000 && got < queued; i++) {
+		if ((n = read(p.peer, sink, sizeof(sink))) > 0)
+			got += (size_t)n;
+		if (proxy_io_flush_some(&p.io) < 0)
+			break;
+	}
+	assert_int_equal(got, queued);
+	assert_int_equal(proxy_io_flush_some(&p.io), 0);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "NOOP");
+	pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -195,6 +294,8 @@ main(void)
 		cmocka_unit_test(test_split_and_eof),
 		cmocka_unit_test(test_timeout_and_flush),
 		cmocka_unit_test(test_discard_peek_consume),
+		cmocka_unit_test(test_nowait_pieces),
+		cmocka_unit_test(test_nowait_output),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
