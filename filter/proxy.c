@@ -537,7 +537,7 @@ proxy_sweep(struct proxy *p)
 static void
 proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
 {
-	for (int turn = 0;; turn++) {
+	for (;;) {
 		struct epoll_event ev;
 		enum proxy_wait w;
 		long long dl;

@@ -4,11 +4,13 @@
  * Called by proxy_session.c: one backend connection per client session,
  * opened only after the connect-stage checks passed (a refused zombie
  * costs the backend nothing), used in lockstep (one command, one reply)
- * and closed with the session. Every wait is bounded by the caller's
+ * and closed with the session (or kept for the next one, with
+ * proxy_backend_reuse). Every wait is bounded by the caller's
  * timeout; a backend that breaks the reply syntax, goes silent or drops
  * the connection makes the call fail, never the process.
  *
- * Owned by one session thread. getaddrinfo() is thread-safe.
+ * Owned by one session (run by one worker at a time), or kept between
+ * sessions by proxy_bepool.c. getaddrinfo() is thread-safe.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,8 @@
  * learn the EHLO capabilities, tell a Postfix backend the real client
  * with XCLIENT.
  *
- * One struct proxy_backend per client session, owned by its thread.
+ * One struct proxy_backend per client session (or kept for the next one
+ * by proxy_bepool.h), used by one worker at a time.
  */
 #ifndef MXW_PROXY_BACKEND_H
 #define MXW_PROXY_BACKEND_H

@@ -355,19 +355,6 @@ proxy_io_has_input(const struct proxy_io *io)
 	    (io->ssl != NULL && SSL_pending(io->ssl) > 0);
 }
 
-int
-proxy_io_wait_input(struct proxy_io *io, int timeout_ms)
-{
-	int r;
-
-	if (proxy_io_has_input(io))
-		return 1;
-	if (io->out.len > 0 && proxy_io_flush(io) != 0)
-		return -1;
-	r = proxy_io_poll(io->fd, POLLIN, timeout_ms);
-	return r;
-}
-
 /* The worst of the anomalies seen in one line. */
 static enum proxy_line_status
 proxy_line_worst(int bare_lf, int bare_cr, int nul, int too_long)

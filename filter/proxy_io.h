@@ -97,10 +97,6 @@ const unsigned char *proxy_io_peek(const struct proxy_io *io, size_t *n);
 void	proxy_io_consume(struct proxy_io *io, size_t n);
 int	proxy_io_read_more(struct proxy_io *io, int timeout_ms);
 
-/* proxy_io_wait_input - 1 when input is buffered or arrives within
- * timeout_ms, 0 on timeout, -1 on error. */
-int	proxy_io_wait_input(struct proxy_io *io, int timeout_ms);
-
 /* proxy_io_put / proxy_io_printf - queue output (flushed by the reader,
  * by proxy_io_flush, or when the queue grows past 64 KiB). Return 0, or
  * -1 when a needed flush failed. */

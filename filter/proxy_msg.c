@@ -11,7 +11,7 @@
  * continuation line always starts with white space, so no edit can
  * start a new field or end the header block.
  *
- * Owns the parsed copy of the header block; one message, one thread.
+ * Owns the parsed copy of the header block; one message, one worker at a time.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1559,12 +1559,6 @@ proxy_session_new(struct eng *e, int fd, const struct sockaddr *peer,
 	return s;
 }
 
-int
-proxy_session_fd(const struct proxy_sess *s)
-{
-	return s->cli.fd;
-}
-
 enum proxy_wait
 proxy_session_step(struct proxy_sess *s, int timed_out, int *wait_ms)
 {

@@ -47,9 +47,6 @@ enum proxy_wait {
 struct proxy_sess *proxy_session_new(struct eng *e, int fd,
 	    const struct sockaddr *peer, const struct proxy_conn *conn);
 
-/* proxy_session_fd - the client socket (to wait on). */
-int	proxy_session_fd(const struct proxy_sess *s);
-
 /*
  * proxy_session_step - go on until the session would wait for its
  * client. timed_out: the last wait's time ran out (the session answers

@@ -6,7 +6,7 @@
  * proxy_msg.c to run the checks and to send the message to the backend.
  * The temporary file is created with mkstemp() (mode 0600) and unlinked
  * at once: a crash leaves nothing behind and no other user can open it.
- * Owned by one session thread.
+ * Owned by one session, run by one worker at a time.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -26,8 +26,9 @@
  * every handshake is full (no shared cache between threads to guard).
  *
  * Thread safety: the SSL_CTX is read-only after proxy_tls_new() and
- * shared by all session threads (OpenSSL 1.1+ locks internally); each
- * SSL object belongs to one session thread.
+ * shared by all workers (OpenSSL 1.1+ locks internally); each SSL object
+ * belongs to one session, run by one worker at a time (OpenSSL's error
+ * queue is per thread: it is cleared after each failure).
  */
 #include <arpa/inet.h>
 #include <errno.h>
