@@ -54,6 +54,12 @@ proxy_bepool_new(size_t max_idle, int idle_ms)
 	return pool;
 }
 
+int
+proxy_bepool_keeps(const struct proxy_bepool *pool)
+{
+	return pool->max > 0;
+}
+
 void
 proxy_bepool_opened(struct proxy_bepool *pool, const char *spec, int ok,
     long long took_ms)

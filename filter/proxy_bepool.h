@@ -33,6 +33,10 @@ struct proxy_bepool *proxy_bepool_new(size_t max_idle, int idle_ms);
 /* proxy_bepool_free - QUIT and close every kept connection. */
 void	proxy_bepool_free(struct proxy_bepool *pool);
 
+/* proxy_bepool_keeps - non-zero when the pool keeps connections at all
+ * (proxy_backend_reuse > 0). */
+int	proxy_bepool_keeps(const struct proxy_bepool *pool);
+
 /*
  * proxy_bepool_take - a kept connection to the backend named spec
  * ("host:port" as in proxy_backend) into *b, which must be unconnected.

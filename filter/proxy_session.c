@@ -380,7 +380,8 @@ proxy_sess_reusable(const struct proxy_sess *s)
 {
 	int fw = s->cfg->proxy_backend_forward;
 
-	return s->conn->bepool != NULL && s->be.connected && !s->auth_tried &&
+	return s->conn->bepool != NULL && proxy_bepool_keeps(s->conn->bepool) &&
+	    s->be.connected && !s->auth_tried &&
 	    fw == CFG_FORWARD_NONE && proxy_io_pending(&s->be.io) == 0 &&
 	    s->be.io.out.len == 0;
 }
