@@ -262,25 +262,8 @@ done
 
 # ---- the total connection limit ----
 if start_proxy c2 "127.0.0.1:$B_SMTP" "proxy_max_connections = 2"; then
-	out=$(/usr/bin/python3 - "$PROXY_PORT" <<'PYEOF'
-import socket, sys
-port = int(sys.argv[1])
-def conn(ip):
-    s = socket.socket()
-    s.settimeout(10)
-    s.bind((ip, 0))
-    s.connect(('127.0.0.1', port))
-    try:
-        print(ip, s.recv(4096).decode('latin-1').split('\r\n')[0][:40])
-    except OSError as e:
-        print(ip, 'ERR', e)
-    return s
-held = [conn('127.0.0.21'), conn('127.0.0.22')]
-conn('127.0.0.23').close()
-for s in held:
-    s.close()
-PYEOF
-)
+	out=$(/usr/bin/python3 "$PROXY_HELPERS/conns.py" "$PROXY_PORT" hold:127.0.0.21 \
+		hold:127.0.0.22 try:127.0.0.23)
 	like "$(printf '%s\n' "$out" | sed -n 1,2p | tr '\n' ' ')" '^127\.0\.0\.21 220 .*127\.0\.0\.22 220 ' \
 		"total limit 2: the first two connections get the banner"
 	like "$(printf '%s\n' "$out" | sed -n 3p)" '^127\.0\.0\.23 421 4\.7\.0 ' \

@@ -121,42 +121,13 @@ unlike "$(grep -c '192\.0\.2\.44\|198\.51\.100\.7' "$LOG1")" '^[3-9]' \
 	"untrusted PROXY headers never set the client"
 
 # ---- the per-IP connection limit ----
-out=$(/usr/bin/python3 - "$P1" <<'PYEOF'
-import socket, sys
-port = int(sys.argv[1])
-def conn(ip):
-    s = socket.socket()
-    s.settimeout(10)
-    s.bind((ip, 0))
-    s.connect(('127.0.0.1', port))
-    try:
-        print(ip, s.recv(4096).decode('latin-1').split('\r\n')[0][:40])
-    except OSError as e:
-        print(ip, 'ERR', e)
-    return s
-def quiet(ip):
-    # A trusted upstream gets no banner before its PROXY header: over
-    # the per-IP limit it would get an immediate 421 instead.
-    s = socket.socket()
-    s.settimeout(1.5)
-    s.bind((ip, 0))
-    s.connect(('127.0.0.1', port))
-    try:
-        data = s.recv(4096).decode('latin-1')
-        print(ip, data.split('\r\n')[0][:40] if data else 'CLOSED')
-    except socket.timeout:
-        print(ip, 'WAITING')
-    return s
-held = [conn('127.0.0.10'), conn('127.0.0.10')]
-conn('127.0.0.10').close()
-conn('127.0.0.11').close()
-for s in held:
-    s.close()
-lb = [quiet('127.0.0.9') for _ in range(3)]
-for s in lb:
-    s.close()
-PYEOF
-)
+# (a trusted upstream's connections stay quiet: no banner before its
+# PROXY header, an immediate 421 if it were over the limit)
+out=$(/usr/bin/python3 "$PROXY_HELPERS/conns.py" "$P1" hold:127.0.0.10 hold:127.0.0.10 \
+	try:127.0.0.10 try:127.0.0.11)
+out="$out
+$(/usr/bin/python3 "$PROXY_HELPERS/conns.py" "$P1" quiet:127.0.0.9 quiet:127.0.0.9 \
+	quiet:127.0.0.9)"
 like "$(printf '%s\n' "$out" | sed -n 3p)" '^127\.0\.0\.10 421 4\.7\.0 ' \
 	"the 3rd connection from one IP (proxy_max_per_ip = 2): 421 4.7.0"
 like "$(printf '%s\n' "$out" | sed -n 1,2p | tr '\n' ' ')" '^127\.0\.0\.10 220 .*127\.0\.0\.10 220 ' \
@@ -170,27 +141,8 @@ grep -q 'PER-IP CONNECTION LIMIT 2' "$LOG1" && ok "per-IP limit logged" ||
 # Behind the balancer each client, named by its PROXY header, is held to
 # the per-IP limit: a third session of 192.0.2.77 gets 421, another
 # client meanwhile its banner.
-out=$(/usr/bin/python3 - "$P1" <<'PYEOF'
-import socket, sys
-port = int(sys.argv[1])
-def via_lb(client):
-    s = socket.socket()
-    s.settimeout(10)
-    s.bind(('127.0.0.9', 0))
-    s.connect(('127.0.0.1', port))
-    s.sendall(('PROXY TCP4 %s 127.0.0.1 4444 25\r\n' % client).encode())
-    try:
-        data = s.recv(4096).decode('latin-1')
-        print(client, data.split('\r\n')[0][:40] if data else 'CLOSED')
-    except OSError as e:
-        print(client, 'ERR', e)
-    return s
-held = [via_lb('192.0.2.77'), via_lb('192.0.2.77'), via_lb('192.0.2.77'),
-        via_lb('192.0.2.78')]
-for s in held:
-    s.close()
-PYEOF
-)
+out=$(/usr/bin/python3 "$PROXY_HELPERS/conns.py" "$P1" pp:127.0.0.9:192.0.2.77 \
+	pp:127.0.0.9:192.0.2.77 pp:127.0.0.9:192.0.2.77 pp:127.0.0.9:192.0.2.78)
 like "$(printf '%s\n' "$out" | sed -n 1,2p | tr '\n' ' ')" \
 	'^192\.0\.2\.77 220 .*192\.0\.2\.77 220 ' \
 	"behind a trusted upstream: a client's first two sessions get the banner"

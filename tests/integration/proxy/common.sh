@@ -11,6 +11,8 @@
 #   raw_smtp PORT FILE [IP]     FILE's bytes in one write after the banner
 #   smtpc ARGS...               tests/integration/proxy/smtpc.py (scripted
 #                               client: STARTTLS, implicit TLS, PROXY)
+# Also in $PROXY_HELPERS: conns.py (connections held at once, for the
+# connection limits), idle_clients.py (many idle clients).
 #   make_cert DIR               self-signed cert.pem + key.pem (key 0600)
 #   count_sink                  messages in $SINK_DIR
 
