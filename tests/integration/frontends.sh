@@ -18,13 +18,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=frontends
 
-[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
-for t in postfix postcat smtp-sink swaks; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
-[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_require "to run a private Postfix" postfix postcat smtp-sink swaks /usr/bin/python3
 /usr/bin/python3 -c 'import dkim' 2>/dev/null || skip_all "python3-dkim missing"
 /usr/bin/perl -MMail::DKIM::Signer -e 1 2>/dev/null ||
 	skip_all "libmail-dkim-perl missing"

@@ -110,6 +110,21 @@ skip_all() {
 	done_testing
 }
 
+# mxw_require WHY TOOL... - skip the whole suite, saying why, unless it
+# runs as root (WHY: what root is needed for), every TOOL is installed
+# (a name looked up with /usr/sbin on the PATH, or an absolute path) and
+# mxwarden is built.
+mxw_require() {
+	local why=$1 t
+	shift
+	[ "$(id -u)" = 0 ] || skip_all "needs root $why"
+	for t in "$@"; do
+		PATH=$PATH:/usr/sbin command -v "$t" >/dev/null ||
+			skip_all "$t not installed (contrib/install-deps.sh test)"
+	done
+	[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
+}
+
 done_testing() {
 	echo "1..$_tap_n"
 	if [ "$_tap_failed" -gt 0 ]; then

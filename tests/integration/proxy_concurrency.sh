@@ -15,13 +15,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=proxy_concurrency
 
-[ "$(id -u)" = 0 ] || skip_all "needs root (the proxy drops to user nobody)"
-for t in smtp-sink swaks; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
-[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_require "(the proxy drops to user nobody)" smtp-sink swaks /usr/bin/python3
 
 # Client, proxy (client + backend socket) and smtp-sink each need about
 # one descriptor per connection for the proxy's two.

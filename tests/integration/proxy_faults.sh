@@ -19,13 +19,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=proxy_faults
 
-[ "$(id -u)" = 0 ] || skip_all "needs root (the proxy drops to user nobody)"
-for t in postfix smtp-sink; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
-[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_require "(the proxy drops to user nobody)" postfix smtp-sink /usr/bin/python3
 mxw_rundir
 . "$MXW_TOP/tests/integration/proxy/common.sh"
 

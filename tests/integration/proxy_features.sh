@@ -12,13 +12,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=proxy_features
 
-[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
-for t in postfix smtp-sink swaks; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
-[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_require "to run a private Postfix" postfix smtp-sink swaks /usr/bin/python3
 mxw_rundir
 . "$MXW_TOP/tests/integration/proxy/common.sh"
 

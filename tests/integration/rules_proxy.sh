@@ -14,14 +14,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=rules_proxy
 
-[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
-for t in postfix smtp-sink; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW_BIN/mxwarden" ] || skip_all "$MXW_BIN/mxwarden not built"
+mxw_require "to run a private Postfix" postfix smtp-sink /usr/bin/python3
 PY=/usr/bin/python3
-[ -x "$PY" ] || skip_all "no /usr/bin/python3"
 mxw_rundir
 
 CORPUS=$MXW_TOP/tests/rules/corpus

@@ -18,12 +18,7 @@ set -u
 MXW_SUITE=state_failure
 MXW=$MXW_BIN/mxwarden
 
-[ "$(id -u)" = 0 ] || skip_all "needs root (mount namespaces, bind mounts)"
-for t in smtp-sink swaks sqlite3 unshare nsenter runuser; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW" ] || skip_all "$MXW not built"
+mxw_require "(mount namespaces, bind mounts)" smtp-sink swaks sqlite3 unshare nsenter runuser
 unshare --mount --propagation private true 2>/dev/null ||
 	skip_all "no mount namespaces here (unshare --mount fails)"
 mxw_rundir

@@ -19,12 +19,7 @@ set -u
 MXW_SUITE=state_milter
 MXW=$MXW_BIN/mxwarden
 
-[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
-for t in postfix smtp-sink smtp-source swaks sqlite3; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW" ] || skip_all "mxwarden not built"
+mxw_require "to run a private Postfix" postfix smtp-sink smtp-source swaks sqlite3
 mxw_rundir
 start_dns "$MXW_RUN" || { not_ok "test DNS starts"; done_testing; }
 

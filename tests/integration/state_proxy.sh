@@ -14,13 +14,7 @@ set -u
 MXW_SUITE=state_proxy
 MXW=$MXW_BIN/mxwarden
 
-[ "$(id -u)" = 0 ] || skip_all "needs root to run a private Postfix"
-for t in postfix smtp-sink swaks; do
-	PATH=$PATH:/usr/sbin command -v $t >/dev/null ||
-		skip_all "$t not installed (contrib/install-deps.sh test)"
-done
-[ -x "$MXW" ] || skip_all "$MXW not built"
-[ -x /usr/bin/python3 ] || skip_all "/usr/bin/python3 missing"
+mxw_require "to run a private Postfix" postfix smtp-sink swaks /usr/bin/python3
 mxw_rundir
 . "$MXW_TOP/tests/integration/proxy/common.sh"
 
