@@ -370,20 +370,24 @@ proxy_sess_backend_starttls(struct proxy_sess *s)
 	return 0;
 }
 
+/* proxy_sess_reuse_on - backend connections are kept between sessions:
+ * only with proxy_backend_forward = none (a PROXY header belongs to one
+ * client, and after XCLIENT Postfix treats the connection as that
+ * client's: no second XCLIENT unless the client itself is authorized). */
+static int
+proxy_sess_reuse_on(const struct proxy_sess *s)
+{
+	return s->conn->bepool != NULL && proxy_bepool_keeps(s->conn->bepool) &&
+	    s->cfg->proxy_backend_forward == CFG_FORWARD_NONE;
+}
+
 /* proxy_sess_reusable - the backend connection may serve the next
- * client: nothing of this one's sticks to it and it is idle. Only with
- * proxy_backend_forward = none: a PROXY header belongs to one client,
- * and after XCLIENT Postfix treats the connection as that client's (no
- * second XCLIENT unless the client itself is authorized); no AUTH. */
+ * client: nothing of this one's sticks to it (no AUTH) and it is idle. */
 static int
 proxy_sess_reusable(const struct proxy_sess *s)
 {
-	int fw = s->cfg->proxy_backend_forward;
-
-	return s->conn->bepool != NULL && proxy_bepool_keeps(s->conn->bepool) &&
-	    s->be.connected && !s->auth_tried &&
-	    fw == CFG_FORWARD_NONE && proxy_io_pending(&s->be.io) == 0 &&
-	    s->be.io.out.len == 0;
+	return proxy_sess_reuse_on(s) && s->be.connected && !s->auth_tried &&
+	    proxy_io_pending(&s->be.io) == 0 && s->be.io.out.len == 0;
 }
 
 /* proxy_sess_backend_done - at the end of the session: keep the backend
@@ -411,12 +415,10 @@ static int
 proxy_sess_open_backend(struct proxy_sess *s)
 {
 	char err[256];
-	int fw = s->cfg->proxy_backend_forward;
-
 	long long t0, down;
 	int rc;
 
-	if (s->conn->bepool != NULL && fw == CFG_FORWARD_NONE &&
+	if (proxy_sess_reuse_on(s) &&
 	    proxy_bepool_take(s->conn->bepool, s->cfg->proxy_backend, &s->be)) {
 		log_debug("%s proxy: %s backend connection reused", SID(s),
 		    s->peer);
