@@ -24,6 +24,7 @@
 #   start_sink RUNDIR           smtp-sink; SINK_PORT, SINK_DIR (SINK_MAX_CONN:
 #                               its simultaneous sessions, default 256)
 #   start_postfix RUNDIR MILTER private Postfix; SMTP_PORT, PF_QUEUE
+#   pf_diag                     its state, for a failure's diagnostics
 # Mail:
 #   send_mail FROM_IP HELO MAILFROM RCPT FILE   prints the final reply line
 #   wait_delivered N [SECONDS]  until SINK_DIR holds N messages
@@ -151,6 +152,9 @@ _mxw_cleanup() {
 	for ((i = ${#_mxw_exit_cmds[@]} - 1; i >= 0; i--)); do
 		eval "${_mxw_exit_cmds[$i]}" >/dev/null 2>&1 || true
 	done
+	for i in "$MXW_PORT_DIR"/*/"$$"; do
+		[ -e "$i" ] && rm -f "$i" && rmdir "${i%/*}" 2>/dev/null
+	done
 	if [ -n "${MXW_RUN:-}" ] && [ -d "$MXW_RUN" ]; then
 		if [ -n "${MXW_KEEP:-}" ]; then
 			echo "# kept run directory $MXW_RUN" >&2
@@ -208,20 +212,26 @@ _mxw_python() {
 	return 1
 }
 
-_mxw_ports_used=" "
+# Ports handed out are also reserved, across the suites that run at once,
+# as directories in MXW_PORT_DIR holding a file named after the suite's
+# PID: a port that binds now may still be taken by another suite's server
+# before this one's binds it, and a suite would then talk to the other's
+# server. A suite removes its own reservations at exit; ones left by a
+# killed suite go after a day.
+MXW_PORT_DIR=${MXW_PORT_DIR:-${TMPDIR:-/tmp}/mxw-ports}
 
 # free_port - a random port in 20000-32000 that binds on 127.0.0.1 now
 # (below the kernel's ephemeral range, so outgoing connections do not
-# take it meanwhile) and that this suite has not handed out before.
+# take it meanwhile) and that no suite holds.
 free_port() {
 	local port
-	port=$("$(_mxw_python)" - "$_mxw_ports_used" <<'EOF'
-import random, socket, sys
-used = set(sys.argv[1].split())
+	mkdir -p "$MXW_PORT_DIR" 2>/dev/null
+	find "$MXW_PORT_DIR" -mindepth 1 -maxdepth 1 -mmin +1440 \
+		-exec rm -rf {} + 2>/dev/null
+	port=$("$(_mxw_python)" - "$MXW_PORT_DIR" "$$" <<'EOF'
+import os, random, socket, sys
 for _ in range(200):
     p = random.randrange(20000, 32000)
-    if str(p) in used:
-        continue
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(("127.0.0.1", p))
@@ -229,12 +239,19 @@ for _ in range(200):
         continue
     finally:
         s.close()
+    d = os.path.join(sys.argv[1], str(p))
+    try:
+        os.mkdir(d)
+        open(os.path.join(d, sys.argv[2]), "w").close()
+    except FileExistsError:
+        continue
+    except OSError:
+        pass  # no reservation directory: the bind test alone
     print(p)
     break
 EOF
 ) || return 1
 	[ -n "$port" ] || return 1
-	_mxw_ports_used+="$port "
 	echo "$port"
 }
 
@@ -427,6 +444,33 @@ start_postfix() {
 		echo "start_postfix: no 220 banner on $SMTP_PORT" >&2
 		tail -20 "$run/postfix.log" >&2; return 1; }
 	export SMTP_PORT PF_QUEUE PF_CONF
+	# The banner must have come from this instance, not from another
+	# server that holds the port.
+	if command -v ss >/dev/null 2>&1 && [ -f "$PF_QUEUE/pid/master.pid" ] &&
+	    ! ss -Hltnp "sport = :$SMTP_PORT" 2>/dev/null |
+	    grep -q "pid=$(tr -d ' \n' <"$PF_QUEUE/pid/master.pid"),"; then
+		echo "start_postfix: port $SMTP_PORT is not held by this" \
+			"instance's master" >&2
+		pf_diag >&2
+		return 1
+	fi
+}
+
+# pf_diag - what the Postfix instance started last looks like: its start
+# output, master, listener and log (for a failure's diagnostics).
+pf_diag() {
+	local pid
+	echo "postfix start said: $(cat "$MXW_PF_RUN/postfix-start.log" 2>/dev/null)"
+	pid=$(tr -d ' \n' <"$PF_QUEUE/pid/master.pid" 2>/dev/null)
+	echo "master pid ${pid:-none}: $(ps -o stat=,etime=,args= -p "${pid:-0}" 2>/dev/null ||
+		echo not running)"
+	command -v ss >/dev/null 2>&1 &&
+		echo "listeners on $SMTP_PORT: $(ss -Hltnp "sport = :$SMTP_PORT" 2>/dev/null)" &&
+		echo "connections to $SMTP_PORT: $(ss -Htn "dport = :$SMTP_PORT" 2>/dev/null | wc -l)"
+	echo "its processes: $(ps -o pid=,stat=,args= --ppid "${pid:-0}" 2>/dev/null |
+		tr '\n' ';')"
+	echo "the end of its log:"
+	tail -15 "$MXW_PF_RUN/postfix.log" 2>/dev/null
 }
 
 # stop_postfix [QUEUE_DIR] - SIGTERM to the master (by its pid file),

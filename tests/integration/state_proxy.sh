@@ -59,7 +59,7 @@ if [[ $out != 250* ]]; then
 fi
 PMAIL_PORT=
 like "$out" '^250 ' "control: the backend alone relays to other.example"
-[[ $out == 250* ]] || { diag "$(tail -5 "$MXW_RUN/postfix.log")"; done_testing; }
+[[ $out == 250* ]] || { diag "$(pf_diag)"; done_testing; }
 out=$(msg 127.0.0.9 c2@sender.test known@local.test)
 like "$out" '^250 ' "control: a known recipient passes the proxy"
 [[ $out == 250* ]] || done_testing
