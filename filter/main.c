@@ -63,9 +63,10 @@ usage(FILE *fp)
 	    "       mxwarden defaults | version\n");
 }
 
-/* load_all - config and rules; prints every error; NULL on failure. */
+/* load_all - config and rules (rflags: RULES_JIT for a daemon); prints
+ * every error; NULL on failure. */
 static struct cfg *
-load_all(const struct opts *o, struct rules **rules)
+load_all(const struct opts *o, unsigned rflags, struct rules **rules)
 {
 	char errs[16384];
 	struct cfg *c = cfg_load(o->conf, o->over, o->nover, errs, sizeof(errs));
@@ -75,7 +76,8 @@ load_all(const struct opts *o, struct rules **rules)
 		fputs(errs, stderr);
 		return NULL;
 	}
-	*rules = rules_load(c->rules_file, c->local_rules_file, errs, sizeof(errs));
+	*rules = rules_load(c->rules_file, c->local_rules_file, rflags, errs,
+	    sizeof(errs));
 	if (*rules == NULL) {
 		fputs(errs, stderr);
 		cfg_free(c);
@@ -86,10 +88,10 @@ load_all(const struct opts *o, struct rules **rules)
 
 /* make_engine - the engine from config + rules; NULL after a message. */
 static struct eng *
-make_engine(const struct opts *o)
+make_engine(const struct opts *o, unsigned rflags)
 {
 	struct rules *r;
-	struct cfg *c = load_all(o, &r);
+	struct cfg *c = load_all(o, rflags, &r);
 	char err[512];
 	struct eng *e;
 
@@ -211,7 +213,7 @@ cmd_daemon(const struct opts *o, int proxy_mode)
 	log_init("mxwarden", 1, LOG_LVL_INFO);
 	/* Before any thread exists: only the reload thread takes SIGUSR1. */
 	reload_block();
-	if ((e = make_engine(o)) == NULL)
+	if ((e = make_engine(o, RULES_JIT)) == NULL)
 		return 1;
 	struct txn *probe = eng_txn_new(e);
 	const struct cfg *c = eng_cfg(probe);
@@ -283,7 +285,7 @@ cmd_configtest(const struct opts *o)
 	char err[512];
 
 	log_init("mxwarden", 1, LOG_LVL_WARN);
-	if ((c = load_all(o, &r)) == NULL)
+	if ((c = load_all(o, 0, &r)) == NULL)
 		return 1;
 	/* Lint: suspicious but valid rules (warnings, exit status 0). */
 	char *lint = xmalloc(65536);
@@ -351,7 +353,7 @@ cmd_check(const struct opts *o, int argc, char **argv)
 		return 3;
 	}
 	log_init("mxwarden", 1, LOG_LVL_WARN);
-	struct eng *e = make_engine(o);
+	struct eng *e = make_engine(o, 0);	/* one message: no JIT */
 	if (e == NULL) {
 		if (in != stdin)
 			fclose(in);
@@ -386,7 +388,7 @@ cmd_reload(const struct opts *o)
 	char err[512];
 
 	log_init("mxwarden", 1, LOG_LVL_WARN);
-	if ((c = load_all(o, &r)) == NULL) {
+	if ((c = load_all(o, 0, &r)) == NULL) {
 		fprintf(stderr, "mxwarden reload: not sent: fix the errors above\n");
 		return 1;
 	}

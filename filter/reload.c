@@ -64,7 +64,8 @@ reload_now(struct eng *e, const char *conf, char *const *over, size_t nover)
 	struct rules *r = NULL;
 
 	if (c != NULL &&
-	    (r = rules_load(c->rules_file, c->local_rules_file, errs, 65536)) == NULL) {
+	    (r = rules_load(c->rules_file, c->local_rules_file, RULES_JIT, errs,
+	    65536)) == NULL) {
 		cfg_free(c);
 		c = NULL;
 	}

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,89 @@ rules_rx_clear(struct rules_rx *x)
 	memset(x, 0, sizeof(*x));
 }
 
+/*
+ * A name index for the parse: open addressing (FNV-1a, linear probing),
+ * grown to twice its size when half full. Keys are its own copies. It
+ * keeps loading linear in the number of rules: a thousand rules would
+ * otherwise cost half a million name comparisons.
+ */
+struct rp_index {
+	char		**key;		/* slot: a key or NULL */
+	size_t		 *val;
+	size_t		  n, cap;	/* entries, slots (a power of 2) */
+};
+
+static size_t
+rp_index_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* rp_index_slot - where name is, or the empty slot where it would go. */
+static size_t
+rp_index_slot(const struct rp_index *x, const char *name)
+{
+	size_t i = rp_index_hash(name) & (x->cap - 1);
+
+	while (x->key[i] != NULL && strcmp(x->key[i], name) != 0)
+		i = (i + 1) & (x->cap - 1);
+	return i;
+}
+
+/* rp_index_find - the value stored for name, or -1. */
+static long
+rp_index_find(const struct rp_index *x, const char *name)
+{
+	size_t i;
+
+	if (x->cap == 0)
+		return -1;
+	i = rp_index_slot(x, name);
+	return x->key[i] != NULL ? (long)x->val[i] : -1;
+}
+
+/* rp_index_add - name (not yet in the index) maps to val. */
+static void
+rp_index_add(struct rp_index *x, const char *name, size_t val)
+{
+	size_t i;
+
+	if (2 * (x->n + 1) > x->cap) {
+		struct rp_index old = *x;
+
+		x->cap = old.cap ? 2 * old.cap : 64;
+		x->key = xcalloc(x->cap, sizeof(*x->key));
+		x->val = xcalloc(x->cap, sizeof(*x->val));
+		for (size_t j = 0; j < old.cap; j++) {
+			if (old.key[j] == NULL)
+				continue;
+			i = rp_index_slot(x, old.key[j]);
+			x->key[i] = old.key[j];
+			x->val[i] = old.val[j];
+		}
+		free(old.key);
+		free(old.val);
+	}
+	i = rp_index_slot(x, name);
+	x->key[i] = xstrdup(name);
+	x->val[i] = val;
+	x->n++;
+}
+
+static void
+rp_index_free(struct rp_index *x)
+{
+	for (size_t i = 0; i < x->cap; i++)
+		free(x->key[i]);
+	free(x->key);
+	free(x->val);
+	memset(x, 0, sizeof(*x));
+}
+
 /* Parser state for one file. */
 struct rparse {
 	struct rules	*r;
@@ -50,6 +134,9 @@ struct rparse {
 	int		 line;
 	struct buf	*errs;
 	int		 nerr;
+	unsigned	 flags;		/* RULES_JIT */
+	struct rp_index	 syms;		/* symbol name -> index in r->sym */
+	struct rp_index	 names;		/* rule and meta names seen */
 };
 
 static void
@@ -142,18 +229,20 @@ rp_number(const char *s, double *out)
 	    fabs(*out) < 1e6) ? 0 : -1;
 }
 
+/* rp_sym - the symbol's entry, made when new. */
 static struct rules_sym *
-rules_sym_get(struct rules *r, const char *name, int create)
+rp_sym(struct rparse *p, const char *name)
 {
-	for (size_t i = 0; i < r->nsym; i++)
-		if (strcmp(r->sym[i].name, name) == 0)
-			return &r->sym[i];
-	if (!create)
-		return NULL;
+	struct rules *r = p->r;
+	long i = rp_index_find(&p->syms, name);
+
+	if (i >= 0)
+		return &r->sym[i];
 	r->sym = xrealloc(r->sym, (r->nsym + 1) * sizeof(*r->sym));
-	struct rules_sym *s = &r->sym[r->nsym++];
+	struct rules_sym *s = &r->sym[r->nsym];
 	memset(s, 0, sizeof(*s));
 	s->name = xstrdup(name);
+	rp_index_add(&p->syms, name, r->nsym++);
 	return s;
 }
 
@@ -299,7 +388,7 @@ rp_score(struct rparse *p, char **tok, int n)
 		rp_error(p, "bad score \"%s\"", tok[2]);
 		return;
 	}
-	struct rules_sym *s = rules_sym_get(p->r, tok[1], 1);
+	struct rules_sym *s = rp_sym(p, tok[1]);
 	if (s->has_score && s->score_file == p->fileno) {
 		rp_error(p, "score %s already set at line %d", tok[1], s->score_line);
 		return;
@@ -330,7 +419,7 @@ rp_action(struct rparse *p, char **tok, int n)
 	}
 	if (n == 4 && rp_reply(p, (enum verdict_action)a, tok[3]) != 0)
 		return;
-	struct rules_sym *s = rules_sym_get(p->r, tok[1], 1);
+	struct rules_sym *s = rp_sym(p, tok[1]);
 	if (s->act.action != VERDICT_CONTINUE && s->act_file == p->fileno) {
 		rp_error(p, "action %s already set at line %d", tok[1], s->act_line);
 		return;
@@ -602,8 +691,10 @@ rp_compile(struct rparse *p, const char *pat, size_t len, const char *flags)
 		    (int)(len > 200 ? 200 : len), pat, (size_t)erroff, (char *)msg);
 		return NULL;
 	}
-	/* JIT where the platform has it; the interpreter otherwise. */
-	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	/* JIT where the platform has it and the set serves many messages
+	 * (RULES_JIT); the interpreter otherwise. */
+	if (p->flags & RULES_JIT)
+		(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
 	return code;
 }
 
@@ -652,6 +743,11 @@ rp_name_free(struct rparse *p, const char *name)
 {
 	struct rules *r = p->r;
 
+	/* The index holds every name ever defined: not in it, not taken. */
+	if (rp_index_find(&p->names, name) < 0) {
+		rp_index_add(&p->names, name, 0);
+		return 0;
+	}
 	for (size_t i = 0; i < r->nrx; i++) {
 		if (strcmp(r->rx[i].name, name) != 0)
 			continue;
@@ -1132,12 +1228,12 @@ rules_sym_cmp(const void *a, const void *b)
 }
 
 struct rules *
-rules_load(const char *main_file, const char *local_file, char *errs,
-    size_t errlen)
+rules_load(const char *main_file, const char *local_file, unsigned flags,
+    char *errs, size_t errlen)
 {
 	struct rules *r = xcalloc(1, sizeof(*r));
 	struct buf eb;
-	struct rparse p = { .r = r, .errs = &eb };
+	struct rparse p = { .r = r, .errs = &eb, .flags = flags };
 	const char *files[2] = { main_file, local_file };
 
 	buf_init(&eb, 1 << 20);
@@ -1159,6 +1255,8 @@ rules_load(const char *main_file, const char *local_file, char *errs,
 		rp_file(&p, fp);
 		fclose(fp);
 	}
+	rp_index_free(&p.syms);
+	rp_index_free(&p.names);
 	if (r->nsym > 1)
 		qsort(r->sym, r->nsym, sizeof(*r->sym), rules_sym_cmp);
 	/* One match context with the limits, shared read-only by every

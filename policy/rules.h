@@ -43,9 +43,13 @@ struct rules_action {
 /*
  * rules_load - parse the files (local may be NULL or missing). All
  * errors go into errs as "file:line: reason" lines. NULL on any error.
+ * flags: RULES_JIT JIT-compiles every pattern (a daemon's set, which
+ * serves many messages); without it patterns run in PCRE2's
+ * interpreter, which is cheaper for one message (`check`) or none.
  */
+#define RULES_JIT	0x01
 struct rules	*rules_load(const char *main_file, const char *local_file,
-		    char *errs, size_t errlen);
+		    unsigned flags, char *errs, size_t errlen);
 void		 rules_free(struct rules *r);
 
 /* rules_score - the symbol's score (0 when not listed). */

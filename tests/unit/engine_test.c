@@ -64,7 +64,7 @@ setup(void **state)
 	struct cfg *c = cfg_load(NULL, over, 3, err, sizeof(err));
 	if (c == NULL)
 		fail_msg("%s", err);
-	struct rules *r = rules_load(f->rules_path, NULL, err, sizeof(err));
+	struct rules *r = rules_load(f->rules_path, NULL, RULES_JIT, err, sizeof(err));
 	if (r == NULL)
 		fail_msg("%s", err);
 	struct dns *d = dns_new_static(zone, sizeof(zone) / sizeof(zone[0]));
@@ -290,7 +290,7 @@ test_reload_keeps_inflight_snapshot(void **state)
 	close(fd);
 	char *over[] = { "hostname=mx.test.example", "local_rules_file=" };
 	struct cfg *c = cfg_load(NULL, over, 2, err, sizeof(err));
-	struct rules *r = rules_load(path, NULL, err, sizeof(err));
+	struct rules *r = rules_load(path, NULL, RULES_JIT, err, sizeof(err));
 	unlink(path);
 	assert_non_null(c);
 	assert_non_null(r);

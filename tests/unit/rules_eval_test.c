@@ -21,7 +21,7 @@
 #include "txn.h"
 
 static struct rules *
-load(const char *text)
+load_flags(const char *text, unsigned flags)
 {
 	char path[] = "/tmp/mxw-rules-eval-XXXXXX", errs[8192] = "";
 	int fd = mkstemp(path);
@@ -29,11 +29,17 @@ load(const char *text)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	close(fd);
-	struct rules *r = rules_load(path, NULL, errs, sizeof(errs));
+	struct rules *r = rules_load(path, NULL, flags, errs, sizeof(errs));
 	unlink(path);
 	if (r == NULL)
 		fail_msg("rules: %s", errs);
 	return r;
+}
+
+static struct rules *
+load(const char *text)
+{
+	return load_flags(text, RULES_JIT);
 }
 
 
@@ -198,17 +204,17 @@ test_whitelist_needs_auth(void **state)
 	rules_free(r);
 }
 
-/* A catastrophic pattern returns within the limit and is reported. */
+/* A catastrophic pattern returns within the limit and is reported,
+ * JIT-compiled (a daemon's set) or interpreted (`check`). */
 static void
-test_pcre_limit(void **state)
+pcre_limit_case(unsigned flags)
 {
-	struct rules *r = load("rule CATA subject /(a+)+$/ score 1\n"
-	    "rule CATA2 body /(x+x+)+y/ score 1\n");
+	struct rules *r = load_flags("rule CATA subject /(a+)+$/ score 1\n"
+	    "rule CATA2 body /(x+x+)+y/ score 1\n", flags);
 	struct txn t = { 0 };
 	size_t n = 30000;
 	char *v = malloc(n + 3);
 
-	(void)state;
 	v[0] = ' ';
 	memset(v + 1, 'a', n);
 	v[n + 1] = 'b';
@@ -232,6 +238,20 @@ test_pcre_limit(void **state)
 	free(v);
 	txn_clear_all(&t);
 	rules_free(r);
+}
+
+static void
+test_pcre_limit(void **state)
+{
+	(void)state;
+	pcre_limit_case(RULES_JIT);
+}
+
+static void
+test_pcre_limit_interpreted(void **state)
+{
+	(void)state;
+	pcre_limit_case(0);
 }
 
 static void
@@ -340,6 +360,7 @@ main(void)
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_whitelist_needs_auth),
 		cmocka_unit_test(test_pcre_limit),
+		cmocka_unit_test(test_pcre_limit_interpreted),
 		cmocka_unit_test(test_dnsbl),
 		cmocka_unit_test(test_lint),
 	};

@@ -48,7 +48,7 @@ load2(const char *text, const char *local)
 	write_tmp(p1, text);
 	if (local != NULL)
 		write_tmp(p2, local);
-	struct rules *r = rules_load(p1, local ? p2 : NULL, errs, sizeof(errs));
+	struct rules *r = rules_load(p1, local ? p2 : NULL, RULES_JIT, errs, sizeof(errs));
 	unlink(p1);
 	if (local != NULL)
 		unlink(p2);
@@ -311,7 +311,7 @@ test_tls_target_error(void **state)
 
 	(void)state;
 	write_tmp(p, "rule R ssl /x/ score 1\n");
-	struct rules *r = rules_load(p, NULL, errs, sizeof(errs));
+	struct rules *r = rules_load(p, NULL, RULES_JIT, errs, sizeof(errs));
 	unlink(p);
 	assert_null(r);
 	if (strstr(errs, "unknown target \"ssl\"") == NULL ||
@@ -513,7 +513,7 @@ test_list_file_errors(void **state)
 	snprintf(text, sizeof(text), "list a file:%s\nlist b file:%s.none\n",
 	    lf, lf);
 	write_tmp(p, text);
-	struct rules *r = rules_load(p, NULL, errs, sizeof(errs));
+	struct rules *r = rules_load(p, NULL, RULES_JIT, errs, sizeof(errs));
 	unlink(p);
 	unlink(lf);
 	assert_null(r);

@@ -11,8 +11,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "buf.h"
 #include "rules.h"
 #include "txn.h"
+#include "util.h"
 
 /* write_tmp - a temporary file with the given text; returns its path. */
 static char *
@@ -33,7 +35,7 @@ load_text(const char *main_text, const char *local_text, char *errs,
 {
 	char *m = write_tmp(main_text);
 	char *l = local_text ? write_tmp(local_text) : NULL;
-	struct rules *r = rules_load(m, l, errs, errlen);
+	struct rules *r = rules_load(m, l, RULES_JIT, errs, errlen);
 
 	unlink(m);
 	free(m);
@@ -111,6 +113,40 @@ test_rules_local_overrides(void **state)
 	assert_false(rules_list_has_domain(r, "local_domains", "a.example"));
 	assert_true(rules_list_has_domain(r, "local_domains", "b.example"));
 	rules_free(r);
+}
+
+/* Many rules (the name indexes grow several times): every score kept,
+ * a local rule replaces the main file's of that name, and a name used
+ * twice in one file is still refused after hundreds of others. */
+static void
+test_rules_many(void **state)
+{
+	struct buf m, l;
+	char errs[4096], name[32];
+	struct rules *r;
+
+	(void)state;
+	buf_init(&m, 1 << 20);
+	buf_init(&l, 1 << 20);
+	for (int i = 0; i < 700; i++)
+		buf_printf(&m, "rule R%04d body /word%04d/ score %d\n"
+		    "score S%04d %d\n", i, i, i % 7 + 1, i, i % 5 + 1);
+	buf_printf(&l, "rule R0123 body /other/ score 20\n");
+	r = load_text(m.data, l.data, errs, sizeof(errs));
+	if (r == NULL)
+		fail_msg("%s", errs);
+	for (int i = 0; i < 700; i += 37) {
+		str_fmt(name, sizeof(name), "R%04d", i);
+		assert_true(rules_score(r, name) == (i == 123 ? 20.0 : i % 7 + 1));
+		str_fmt(name, sizeof(name), "S%04d", i);
+		assert_true(rules_score(r, name) == i % 5 + 1);
+	}
+	rules_free(r);
+	buf_printf(&m, "rule R0500 body /again/ score 1\n");
+	assert_null(load_text(m.data, NULL, errs, sizeof(errs)));
+	assert_non_null(strstr(errs, ":1401: rule R0500 already defined at line 1001"));
+	buf_free(&m);
+	buf_free(&l);
 }
 
 /* Every bad line is reported with its file:line, all in one run. */
@@ -208,7 +244,7 @@ test_rules_missing_local_ok(void **state)
 {
 	char errs[1024];
 	char *m = write_tmp("score A 1\n");
-	struct rules *r = rules_load(m, "/nonexistent/local.rules", errs,
+	struct rules *r = rules_load(m, "/nonexistent/local.rules", RULES_JIT, errs,
 	    sizeof(errs));
 
 	(void)state;
@@ -216,7 +252,7 @@ test_rules_missing_local_ok(void **state)
 	free(m);
 	assert_non_null(r);
 	rules_free(r);
-	r = rules_load("/nonexistent/main.rules", NULL, errs, sizeof(errs));
+	r = rules_load("/nonexistent/main.rules", NULL, RULES_JIT, errs, sizeof(errs));
 	assert_null(r);
 	assert_non_null(strstr(errs, "/nonexistent/main.rules: cannot open"));
 }
@@ -291,6 +327,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_basic),
 		cmocka_unit_test(test_rules_local_overrides),
+		cmocka_unit_test(test_rules_many),
 		cmocka_unit_test(test_rules_errors),
 		cmocka_unit_test(test_rules_list_file),
 		cmocka_unit_test(test_rules_missing_local_ok),

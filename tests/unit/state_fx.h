@@ -67,7 +67,7 @@ sfx_new(const char *rules_text, const char *on_db_error)
 	struct cfg *c = cfg_load(NULL, over, 4, err, sizeof(err));
 	if (c == NULL)
 		fail_msg("cfg: %s", err);
-	struct rules *r = rules_load(f->rules, NULL, err, sizeof(err));
+	struct rules *r = rules_load(f->rules, NULL, RULES_JIT, err, sizeof(err));
 	if (r == NULL)
 		fail_msg("rules: %s", err);
 	struct dns *d = dns_new_static(sfx_zone, ARRAY_LEN(sfx_zone));
