@@ -1,15 +1,15 @@
 /*
  * proxy_bepool.h - what the sessions share about the backend: idle
  * connections kept for the next client session (proxy_backend_reuse: a
- * session that ended cleanly hands its backend connection back after a
- * successful RSET; the next session takes it instead of connecting, and
- * skips the connect, the greeting and the proxy's own EHLO), and whether
- * the backend is taken as down (see proxy_bepool_is_down).
+ * session that ended cleanly hands its backend connection back, after
+ * an RSET when a transaction was still open; the next session takes it
+ * instead of connecting, and skips the connect and the greeting), and
+ * whether the backend is taken as down (see proxy_bepool_is_down).
  *
  * Only connections that carry nothing of their last client are kept:
- * the session decides (no AUTH, proxy_backend_forward none or xclient,
- * RSET answered 250); the pool checks on taking that the backend has
- * not closed or spoken since (an idle timeout's 421).
+ * the session decides (no AUTH, proxy_backend_forward none, no
+ * transaction left open); the pool checks on taking that the backend
+ * has not closed or spoken since (an idle timeout's 421).
  */
 #ifndef MXW_PROXY_BEPOOL_H
 #define MXW_PROXY_BEPOOL_H

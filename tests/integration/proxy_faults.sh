@@ -175,8 +175,39 @@ if start_proxy r1 "127.0.0.1:$FB_PORT" "proxy_backend_forward = none"; then
 	is "$(grep -E '^msg [0-9]+ [0-9]+ reuse-[ab]$' "$FB/log" | cut -d' ' -f2 |
 		uniq | wc -l)/$(fb_since '^msg [0-9]+ [0-9]+ reuse-[ab]$')" "1/2" \
 		"reuse: one backend connection carried both messages"
-	like "$(fb_since '^cmd [0-9]+ RSET$')" '^[1-9]' \
-		"reuse: the connection was RSET before it was kept"
+	# A session that ended cleanly hands its connection on as it is;
+	# the next client's EHLO (which resets the backend's session, RFC
+	# 5321 4.1.4) reaches it before that client's MAIL.
+	is "$(fb_since '^cmd [0-9]+ RSET$')" 0 \
+		"reuse: a clean session's connection is kept without an RSET"
+	cid=$(grep -E '^msg [0-9]+ [0-9]+ reuse-a$' "$FB/log" | cut -d' ' -f2)
+	like "$(grep -E "^cmd ${cid:-none} " "$FB/log" | cut -d' ' -f3 |
+		tr '\n' ' ')" 'EHLO MAIL RCPT DATA EHLO MAIL RCPT DATA $' \
+		"reuse: each session's EHLO reached the kept connection before its MAIL"
+	# A session that ends inside a transaction: RSET, then kept.
+	fb_mark
+	is "$(codes "$(smtpc "$P1" send:'EHLO client.test\r\n' reply \
+		send:'MAIL FROM:<a@mx.sender.test>\r\n' reply \
+		send:'RCPT TO:<u@local.test>\r\n' reply send:'QUIT\r\n' drain)")" \
+		"220 250 250 250 221 EOF " "reuse: a session that quits inside a transaction"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(fb_since '^cmd [0-9]+ RSET$')" != 0 ] && break
+		sleep 0.1
+	done
+	is "$(fb_since '^cmd [0-9]+ RSET$')/$(fb_since '^close ')" "1/0" \
+		"reuse: ... its connection is RSET and kept, not closed"
+	# On a kept connection the EHLO is answered at once (its
+	# capabilities are known) and the backend's reply read before the
+	# next command: a refusal is passed on as that command's answer.
+	echo ehlo-refuse >"$FB/mode"
+	is "$(codes "$(smtpc "$P1" send:'EHLO client.test\r\n' reply \
+		send:'MAIL FROM:<a@mx.sender.test>\r\n' reply \
+		send:'MAIL FROM:<a@mx.sender.test>\r\n' reply send:'QUIT\r\n' drain)")" \
+		"220 250 550 503 221 EOF " \
+		"reuse: the backend's refusal of a kept connection's EHLO answers the next command"
+	echo ok >"$FB/mode"
+	is "$(session reuse-d)" "220 250 250 250 354 250 221 EOF " \
+		"reuse: ... and the next session goes through"
 	# The backend goes away while the connection is kept: the next
 	# session finds it dead and connects afresh, the client sees nothing.
 	stop_pid "$FB_PID" 10

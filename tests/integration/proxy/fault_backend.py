@@ -17,6 +17,8 @@ the same session shows whether the proxy recovered:
   dot-451       read the message, answer the final dot with 451 4.3.0
   dot-stall     read the message, never answer (until the proxy gives up)
   drop-rcpt     close the connection when RCPT arrives (no reply)
+  ehlo-refuse   answer EHLO with 550 5.7.1 (read afresh at each EHLO, so
+                that a connection the proxy kept shows it too)
 
 It records what it received in DIR/log, one line per event:
   conn N / cmd N VERB / msg N SIZE FIRST-SUBJECT / reply-dot N CODE /
@@ -99,7 +101,10 @@ def serve(s, n):
             l = c.line().decode('latin-1')
             verb = l.split(' ', 1)[0].upper()
             log('cmd %d %s' % (n, verb))
-            if verb == 'EHLO':
+            if verb == 'EHLO' and mode() == 'ehlo-refuse':
+                c.send('550 5.7.1 Error: scripted EHLO refusal')
+            elif verb == 'EHLO':
+                in_txn = False
                 c.send('250-fault.backend.test')
                 c.send('250-8BITMIME')
                 c.send('250 ENHANCEDSTATUSCODES')
