@@ -13,14 +13,18 @@
  * Concurrency model: event-driven. Every client socket waits in one
  * epoll instance (EPOLLONESHOT), and so do the listeners and one timerfd
  * for the sessions' deadlines; a waiting connection costs its session
- * memory and no thread. A pool of workers (PROXY_MIN_WORKERS, growing
- * up to PROXY_MAX_WORKERS whenever no worker is idle, shrinking back
- * after PROXY_WORKER_IDLE_S) all wait in epoll_wait(); the worker that
- * gets an event claims the session and steps it (proxy_session_step())
- * until it would wait again, then parks it: deadline set, interest
- * re-armed. DNS lookups, database writes and backend exchanges run
- * inside a step and block only that worker; because the pool grows
- * while they wait, other connections' I/O goes on.
+ * memory and no thread. A pool of workers (PROXY_MIN_WORKERS) all wait
+ * in epoll_wait(); the worker that gets an event claims the session and
+ * steps it (proxy_session_step()) until it would wait again, then parks
+ * it: deadline set, interest re-armed (the client socket, or the backend
+ * socket while a reply is awaited). DNS lookups, database writes and
+ * the rarer backend exchanges run inside a step and block that worker;
+ * the main thread looks every PROXY_POOL_CHECK_MS, and when events are
+ * waiting while no worker is idle and none has finished an event since,
+ * it adds one (up to PROXY_MAX_WORKERS; extra workers idle for
+ * PROXY_WORKER_IDLE_S end), so other connections' I/O goes on. Workers
+ * that are merely busy get no company: on a loaded machine more threads
+ * would only switch more.
  *
  * A session is run by one worker at a time: its state word (ENT_PARKED,
  * ENT_RUNNING, ENT_NOTIFIED) is claimed with compare-and-swap; an event
@@ -69,6 +73,7 @@
 #define PROXY_MIN_WORKERS	4
 #define PROXY_MAX_WORKERS	128
 #define PROXY_WORKER_IDLE_S	60	/* an extra worker idle this long ends */
+#define PROXY_POOL_CHECK_MS	20	/* how often the pool is looked at */
 #define PROXY_BEPOOL_IDLE_MS	20000	/* a kept backend connection's life */
 
 /* epoll data: a session is (generation << 32 | slot); the rest are
@@ -77,6 +82,10 @@
 #define EV_WAKE		0xffffff01u	/* the due list has work */
 #define EV_EXIT		0xffffff02u
 #define EV_LISTEN	0xffffff10u	/* + listener index */
+/* A session's events carry its slot and generation (31 bits); the top
+ * bit says the backend socket is ready rather than the client's. */
+#define EV_GEN_MASK	0x7fffffffu
+#define EV_BACKEND	(1ULL << 63)
 
 enum { ENT_PARKED, ENT_RUNNING, ENT_NOTIFIED };
 
@@ -126,6 +135,7 @@ struct proxy {
 	pthread_cond_t	 wdone;
 	int		 nworkers;
 	atomic_int	 nidle;
+	atomic_ullong	 progress;	/* events finished, for proxy_pool_check */
 	atomic_int	 exiting;
 };
 
@@ -372,7 +382,7 @@ proxy_ent_add(struct proxy *p, struct proxy_ent *e, const char *ip)
 				e->slot = (uint32_t)i;
 				break;
 			}
-		e->gen = ++p->gen;
+		e->gen = ++p->gen & EV_GEN_MASK;
 		str_copy(e->ip, ip, sizeof(e->ip));
 		p->ent[e->slot] = e;
 		p->nsess++;
@@ -554,13 +564,27 @@ proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
 		ev.events = EPOLLONESHOT | (w == PW_WRITE ? EPOLLOUT :
 		    EPOLLIN | EPOLLRDHUP);
 		ev.data.u64 = (uint64_t)e->gen << 32 | e->slot;
-		if (epoll_ctl(p->epfd, e->registered ? EPOLL_CTL_MOD :
+		if (w == PW_BACKEND) {
+			/* The backend socket may be new, or kept from another
+			 * session (registered then, with that one's data). */
+			int bfd = proxy_session_backend_fd(e->s);
+
+			ev.data.u64 |= EV_BACKEND;
+			if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, bfd, &ev) != 0 &&
+			    (errno != ENOENT ||
+			    epoll_ctl(p->epfd, EPOLL_CTL_ADD, bfd, &ev) != 0)) {
+				log_errno("proxy: epoll_ctl(backend)");
+				proxy_ent_end(p, e);
+				return;
+			}
+		} else if (epoll_ctl(p->epfd, e->registered ? EPOLL_CTL_MOD :
 		    EPOLL_CTL_ADD, e->fd, &ev) != 0) {
 			log_errno("proxy: epoll_ctl");
 			proxy_ent_end(p, e);
 			return;
+		} else {
+			e->registered = 1;
 		}
-		e->registered = 1;
 		if (atomic_compare_exchange_strong(&e->run, &st, ENT_PARKED))
 			return;
 		/* NOTIFIED: something came while the step ran. */
@@ -653,6 +677,7 @@ proxy_accept(struct proxy *p, size_t li)
 	e->conn.admit = proxy_admit;
 	e->conn.admit_ctx = e;
 	e->conn.bepool = p->bepool;
+	e->conn.idle_workers = &p->nidle;
 	if ((lim = proxy_ent_add(p, e, e->conn.upstream ? "" : ip)) != 0) {
 		if (lim == 2)
 			log_warn("proxy: [%s]:%d PER-IP CONNECTION LIMIT %d"
@@ -705,14 +730,14 @@ proxy_event(struct proxy *p, const struct epoll_event *ev)
 	else if (slot >= EV_LISTEN && slot < EV_LISTEN + p->nlfd)
 		proxy_accept(p, slot - EV_LISTEN);
 	else
-		proxy_event_sess(p, slot, (uint32_t)(ev->data.u64 >> 32));
+		proxy_event_sess(p, slot, (uint32_t)(ev->data.u64 >> 32) &
+		    EV_GEN_MASK);
 	proxy_due_run(p);
 }
 
 /*
- * proxy_worker - wait in epoll_wait() and handle one event at a time.
- * When it takes the last idle worker's place, another is started; an
- * extra worker idle for PROXY_WORKER_IDLE_S ends.
+ * proxy_worker - wait in epoll_wait() and handle one event at a time;
+ * an extra worker idle for PROXY_WORKER_IDLE_S ends.
  */
 static void *
 proxy_worker(void *arg)
@@ -722,11 +747,11 @@ proxy_worker(void *arg)
 
 	while (!atomic_load(&p->exiting)) {
 		struct epoll_event ev;
-		int n, idle;
+		int n;
 
 		atomic_fetch_add(&p->nidle, 1);
 		n = epoll_wait(p->epfd, &ev, 1, PROXY_WORKER_IDLE_S * 1000);
-		idle = atomic_fetch_sub(&p->nidle, 1) - 1;
+		atomic_fetch_sub(&p->nidle, 1);
 		if (atomic_load(&p->exiting))
 			break;
 		if (n < 0) {
@@ -747,9 +772,8 @@ proxy_worker(void *arg)
 				break;
 			continue;
 		}
-		if (idle == 0)
-			proxy_worker_spawn(p);
 		proxy_event(p, &ev);
+		atomic_fetch_add(&p->progress, 1);
 	}
 	pthread_mutex_lock(&p->wlock);
 	if (counted)
@@ -757,6 +781,23 @@ proxy_worker(void *arg)
 	pthread_cond_broadcast(&p->wdone);
 	pthread_mutex_unlock(&p->wlock);
 	return NULL;
+}
+
+/*
+ * proxy_pool_check - every PROXY_POOL_CHECK_MS from the main thread:
+ * when no worker is idle, events are waiting and no worker has finished
+ * an event since the last look (*last), the workers are all held up (a
+ * slow DNS answer, database or backend): one more worker.
+ */
+static void
+proxy_pool_check(struct proxy *p, unsigned long long *last)
+{
+	unsigned long long done = atomic_load(&p->progress);
+	struct pollfd ep = { .fd = p->epfd, .events = POLLIN };
+
+	if (done == *last && atomic_load(&p->nidle) == 0 && poll(&ep, 1, 0) > 0)
+		proxy_worker_spawn(p);
+	*last = done;
 }
 
 /* proxy_poll_setup - the epoll set: listeners, timer, wake, exit. */
@@ -840,6 +881,7 @@ proxy_run(struct proxy *p, struct eng *e, char *err, size_t errlen)
 	struct pollfd pfd;
 	sigset_t set;
 	int sfd, left, stop = 0;
+	unsigned long long last_done = 0;
 
 	p->eng = e;
 	signal(SIGPIPE, SIG_IGN);
@@ -861,14 +903,16 @@ proxy_run(struct proxy *p, struct eng *e, char *err, size_t errlen)
 	pfd = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	while (!stop) {
 		struct signalfd_siginfo si;
+		int r = poll(&pfd, 1, PROXY_POOL_CHECK_MS);
 
-		if (poll(&pfd, 1, -1) < 0) {
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			log_errno("proxy: poll");
 			break;
 		}
-		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		proxy_pool_check(p, &last_done);
+		if (r == 0 || read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {
 			/* The reload thread (filter/reload.c) waits for

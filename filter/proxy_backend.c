@@ -158,25 +158,33 @@ proxy_reply_line_ok(const char *s, size_t len)
 	    (len == 3 || s[3] == ' ' || s[3] == '-');
 }
 
-int
-proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
-    int timeout_ms, char *err, size_t errlen)
+void
+proxy_backend_reply_begin(struct proxy_reply *r)
 {
-	char line[PROXY_REPLY_LINE_MAX + 1];
-	size_t len;
-
 	buf_reset(&r->text);
 	r->nlines = 0;
 	r->code = 0;
+}
+
+int
+proxy_backend_reply_more(struct proxy_backend *b, struct proxy_reply *r,
+    int timeout_ms, char *err, size_t errlen)
+{
+	size_t len;
+
 	if (!b->connected) {
 		str_fmt(err, errlen, "not connected");
 		return -1;
 	}
 	for (;;) {
-		enum proxy_line_status st = proxy_io_read_line(&b->io, line,
-		    sizeof(line), PROXY_REPLY_LINE_MAX, &len, timeout_ms);
+		/* b->line: a line begun before a PL_AGAIN goes on there. */
+		enum proxy_line_status st = proxy_io_read_line(&b->io, b->line,
+		    sizeof(b->line), PROXY_REPLY_LINE_MAX, &len, timeout_ms);
+		const char *line = b->line;
 		int code;
 
+		if (st == PL_AGAIN)
+			return 0;
 		if (st == PL_TIMEOUT || st == PL_EOF || st == PL_ERROR) {
 			str_fmt(err, errlen, "%s while reading a reply",
 			    st == PL_TIMEOUT ? "timeout" : st == PL_EOF ?
@@ -209,8 +217,19 @@ proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
 		buf_append(&r->text, "\n", 1);
 		r->nlines++;
 		if (len == 3 || line[3] == ' ')
-			return 0;
+			return 1;
 	}
+}
+
+int
+proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
+    int timeout_ms, char *err, size_t errlen)
+{
+	if (timeout_ms == PROXY_IO_NOWAIT)
+		PANIC("proxy_backend_read_reply: a wait is needed");
+	proxy_backend_reply_begin(r);
+	return proxy_backend_reply_more(b, r, timeout_ms, err, errlen) == 1 ?
+	    0 : -1;
 }
 
 int

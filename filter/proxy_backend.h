@@ -41,6 +41,7 @@ struct proxy_backend {
 	unsigned long long size;	/* its SIZE, 0 when none or unlimited */
 	char		 xclient[256];	/* attribute names after XCLIENT */
 	char		 auth[256];	/* SASL mechanisms after AUTH */
+	char		 line[PROXY_REPLY_LINE_MAX + 1]; /* the line being read */
 };
 
 void	proxy_reply_init(struct proxy_reply *r);
@@ -59,6 +60,17 @@ int	proxy_backend_connect(struct proxy_backend *b, const char *spec,
  * malformed reply) in err; the backend is then unusable.
  */
 int	proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
+	    int timeout_ms, char *err, size_t errlen);
+
+/*
+ * proxy_backend_reply_begin - empty r for a reply read in parts:
+ * proxy_backend_reply_more reads its lines, waiting up to timeout_ms per
+ * read (PROXY_IO_NOWAIT: not at all). It returns 1 when the reply is
+ * complete, 0 when more must come first (NOWAIT only: b->io.want says
+ * what to wait for), -1 as proxy_backend_read_reply.
+ */
+void	proxy_backend_reply_begin(struct proxy_reply *r);
+int	proxy_backend_reply_more(struct proxy_backend *b, struct proxy_reply *r,
 	    int timeout_ms, char *err, size_t errlen);
 
 /*

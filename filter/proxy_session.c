@@ -85,6 +85,7 @@
 #define PROXY_MAX_ERRORS	20	/* bad commands before 421 */
 #define PROXY_AUTH_ROUNDS	10	/* 334 challenges per AUTH */
 #define PROXY_PP_READS		32	/* reads for an upstream's PROXY header */
+#define PROXY_BE_LINGER_MS	20	/* a reply waited for in the step */
 
 /* Where the session goes on when its client is ready. */
 enum proxy_phase {
@@ -95,8 +96,15 @@ enum proxy_phase {
 	PH_CMD,		/* waiting for a command line */
 	PH_DATA,	/* receiving the message */
 	PH_AUTH,	/* waiting for a SASL response line */
+	PH_BEREPLY,	/* waiting for the backend's reply (be_wait) */
 	PH_CLOSE,	/* writing the last replies */
 	PH_DONE,
+};
+
+/* The command whose backend reply a session waits for in PH_BEREPLY;
+ * the reply goes on in proxy_ph_bereply. */
+enum proxy_be_wait {
+	BW_NONE, BW_HELO, BW_EHLO, BW_MAIL, BW_RCPT, BW_RSET, BW_DATA, BW_DOT,
 };
 
 enum proxy_rx {
@@ -127,6 +135,13 @@ struct proxy_sess {
 	int			 be_reused;	/* a kept connection: caps known */
 	int			 be_ehlo_owed;	/* EHLO sent, its reply not read */
 	int			 be_txn;	/* the backend holds a MAIL */
+	enum proxy_be_wait	 be_wait;	/* PH_BEREPLY: for what */
+	const char		*be_what;	/* its name, for log lines */
+	long long		 be_until;	/* util_mono_ms() deadline */
+	int			 be_asked;	/* sent; nothing read yet */
+	char			 be_addr[PROXY_PATH_MAX + 1]; /* BW_RCPT */
+	struct proxy_msg	 msg;		/* the message being delivered */
+	int			 msg_open;
 	int			 xclient_done;
 	int			 helo_done;	/* client HELO/EHLO answered 250 */
 	int			 in_msg;	/* the txn holds a MAIL */
@@ -246,6 +261,41 @@ proxy_sess_cmd(struct proxy_sess *s, const char *line, const char *what)
 		proxy_sess_backend_fail(s, what, err);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * proxy_sess_ask - send line to the backend and wait for its reply in
+ * PH_BEREPLY, without holding the worker when the backend is plain TCP
+ * (the event loop wakes the session when the reply can be read; with TLS
+ * to the backend the reply is read at once, waiting). The reply goes on
+ * in proxy_ph_bereply, by bw. -1 when the command has been answered
+ * already (a backend failure's 421, or a refused EHLO passed on).
+ */
+static int
+proxy_sess_ask(struct proxy_sess *s, const char *line, const char *what,
+    enum proxy_be_wait bw)
+{
+	if (proxy_sess_settle(s) != 0)
+		return -1;
+	if (!s->be.connected) {
+		proxy_sess_backend_fail(s, what, "not connected");
+		return -1;
+	}
+	if (strpbrk(line, "\r\n") != NULL)
+		PANIC("proxy_sess_ask: line end in a command");
+	if (proxy_io_printf(&s->be.io, "%s\r\n", line) != 0 ||
+	    proxy_io_flush(&s->be.io) != 0) {
+		proxy_sess_backend_fail(s, what, "write error");
+		return -1;
+	}
+	proxy_backend_reply_begin(&s->r);
+	s->be_wait = bw;
+	s->be_what = what;
+	s->be_until = util_mono_ms() + proxy_sess_ms(bw == BW_DOT ?
+	    s->cfg->proxy_backend_data_timeout : s->cfg->proxy_backend_timeout);
+	s->be_asked = 1;
+	s->phase = PH_BEREPLY;
 	return 0;
 }
 
@@ -693,8 +743,14 @@ proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 		proxy_sess_enter(s, PS_READY);
 		return;
 	}
-	if (proxy_sess_cmd(s, cmd, ehlo ? "EHLO" : "HELO") != 0)
-		return;
+	(void)proxy_sess_ask(s, cmd, ehlo ? "EHLO" : "HELO",
+	    ehlo ? BW_EHLO : BW_HELO);
+}
+
+/* proxy_helo_done - the backend's reply to the client's HELO/EHLO. */
+static void
+proxy_helo_done(struct proxy_sess *s, int ehlo)
+{
 	if (s->r.code != 250) {
 		proxy_sess_relay(s);
 		return;
@@ -741,8 +797,13 @@ proxy_cmd_mail(struct proxy_sess *s, const char *arg)
 	if (proxy_sess_decide(s, &v, 0))
 		return;
 	str_fmt(cmd, sizeof(cmd), "MAIL FROM:<%s>%s", addr, params);
-	if (proxy_sess_cmd(s, cmd, "MAIL") != 0)
-		return;
+	(void)proxy_sess_ask(s, cmd, "MAIL", BW_MAIL);
+}
+
+/* proxy_mail_done - the backend's reply to MAIL, passed on. */
+static void
+proxy_mail_done(struct proxy_sess *s)
+{
 	proxy_sess_relay(s);
 	if (s->r.code / 100 == 2) {
 		s->be_txn = 1;
@@ -789,13 +850,21 @@ proxy_cmd_rcpt(struct proxy_sess *s, const char *arg)
 	if (proxy_sess_decide(s, &v, 0))
 		return;
 	str_fmt(cmd, sizeof(cmd), "RCPT TO:<%s>", addr);
-	if (proxy_sess_cmd(s, cmd, "RCPT") != 0)
-		return;
+	str_copy(s->be_addr, addr, sizeof(s->be_addr));
+	(void)proxy_sess_ask(s, cmd, "RCPT", BW_RCPT);
+}
+
+/* proxy_rcpt_done - the backend's reply to RCPT (for s->be_addr). */
+static void
+proxy_rcpt_done(struct proxy_sess *s)
+{
+	struct verdict v;
+
 	if (proxy_rcpt_unknown(s->r.code)) {
 		/* Harvest control: the backend does not know this recipient;
 		 * past the threshold the verdict (421) replaces its answer. */
 		state_drop_last_rcpt(s->t);
-		if (eng_bad_rcpt(s->t, addr, &v) != VERDICT_CONTINUE &&
+		if (eng_bad_rcpt(s->t, s->be_addr, &v) != VERDICT_CONTINUE &&
 		    proxy_sess_decide(s, &v, 0)) {
 			if (strcmp(v.rcode, "421") == 0)
 				proxy_sess_enter(s, PS_CLOSING);
@@ -876,13 +945,16 @@ proxy_sess_data_line(struct proxy_sess *s, enum proxy_line_status st,
  * message is not accepted, the client keeps it and retries.
  */
 static void
-proxy_sess_deliver(struct proxy_sess *s, struct proxy_msg *m,
-    struct proxy_spool *sp)
+proxy_sess_deliver(struct proxy_sess *s)
 {
-	char err[256];
+	(void)proxy_sess_ask(s, "DATA", "DATA", BW_DATA);
+}
 
-	if (proxy_sess_cmd(s, "DATA", "DATA") != 0)
-		return;
+/* proxy_data_done - the backend's reply to DATA: on 354 the message
+ * follows, and its final reply is waited for (BW_DOT). */
+static void
+proxy_data_done(struct proxy_sess *s)
+{
 	if (s->r.code != 354) {
 		if (s->r.code / 100 != 4 && s->r.code / 100 != 5) {
 			proxy_sess_backend_fail(s, "DATA", "unexpected reply");
@@ -895,20 +967,27 @@ proxy_sess_deliver(struct proxy_sess *s, struct proxy_msg *m,
 			(void)proxy_sess_backend_rset(s);
 		return;
 	}
-	if (proxy_msg_write(m, s->t, sp, &s->be.io) != 0 ||
+	if (proxy_msg_write(&s->msg, s->t, &s->sp, &s->be.io) != 0 ||
 	    proxy_io_flush(&s->be.io) != 0) {
 		proxy_sess_backend_fail(s, "message", "write error");
 		return;
 	}
-	if (proxy_backend_read_reply(&s->be, &s->r,
-	    proxy_sess_ms(s->cfg->proxy_backend_data_timeout), err,
-	    sizeof(err)) != 0) {
-		proxy_sess_backend_fail(s, "end of data", err);
-		return;
-	}
+	proxy_backend_reply_begin(&s->r);
+	s->be_wait = BW_DOT;
+	s->be_what = "end of data";
+	s->be_until = util_mono_ms() +
+	    proxy_sess_ms(s->cfg->proxy_backend_data_timeout);
+	s->be_asked = 1;
+	s->phase = PH_BEREPLY;
+}
+
+/* proxy_dot_done - the backend's final reply to the message. */
+static void
+proxy_dot_done(struct proxy_sess *s)
+{
 	s->be_txn = 0;	/* any final reply ends the transaction */
 	log_info("%s proxy: %s message of %zu bytes for %zu recipient(s):"
-	    " backend %d", SID(s), s->peer, sp->len, s->nrcpt, s->r.code);
+	    " backend %d", SID(s), s->peer, s->sp.len, s->nrcpt, s->r.code);
 	proxy_sess_relay(s);
 }
 
@@ -938,20 +1017,21 @@ proxy_sess_quarantine_mark(struct proxy_sess *s, const struct proxy_msg *m,
 
 /* proxy_sess_eom - checks at end of data, then deliver or refuse. */
 static void
-proxy_sess_eom(struct proxy_sess *s, struct proxy_spool *sp)
+proxy_sess_eom(struct proxy_sess *s)
 {
-	struct proxy_msg m;
+	struct proxy_msg *m = &s->msg;
+	struct proxy_spool *sp = &s->sp;
 	struct verdict v;
 	char why[200];
 
-	if (proxy_msg_parse(&m, sp, (size_t)s->cfg->max_header_bytes, why,
+	s->msg_open = 1;	/* freed by proxy_sess_msg_done */
+	if (proxy_msg_parse(m, sp, (size_t)s->cfg->max_header_bytes, why,
 	    sizeof(why)) != 0) {
 		proxy_sess_reply(s, "%s", why);
-		proxy_msg_free(&m);
 		(void)proxy_sess_backend_rset(s);
 		return;
 	}
-	proxy_msg_eval(&m, s->t, sp, &v);
+	proxy_msg_eval(m, s->t, sp, &v);
 	if (v.action == VERDICT_REJECT || v.action == VERDICT_TEMPFAIL) {
 		proxy_sess_verdict_reply(s, &v);
 		(void)proxy_sess_backend_rset(s);
@@ -965,10 +1045,9 @@ proxy_sess_eom(struct proxy_sess *s, struct proxy_spool *sp)
 		/* Quarantine: the proxy queues nothing, so the backend holds
 		 * the message on a header field of ours (Postfix:
 		 * header_checks HOLD). Copies the client sent are removed. */
-		proxy_sess_quarantine_mark(s, &m, v.action == VERDICT_QUARANTINE);
-		proxy_sess_deliver(s, &m, sp);
+		proxy_sess_quarantine_mark(s, m, v.action == VERDICT_QUARANTINE);
+		proxy_sess_deliver(s);
 	}
-	proxy_msg_free(&m);
 }
 
 static void
@@ -988,6 +1067,25 @@ proxy_cmd_data(struct proxy_sess *s)
 	s->phase = PH_DATA;
 }
 
+/* proxy_sess_msg_done - the message is over (delivered, refused or
+ * failed): free it, back to commands. */
+static void
+proxy_sess_msg_done(struct proxy_sess *s)
+{
+	if (s->msg_open) {
+		proxy_msg_free(&s->msg);
+		s->msg_open = 0;
+	}
+	if (s->sp_open) {
+		proxy_spool_free(&s->sp);
+		s->sp_open = 0;
+	}
+	proxy_sess_reset_msg(s);
+	if (s->state == PS_DATA)
+		proxy_sess_enter(s, PS_READY);
+	s->phase = PH_CMD;
+}
+
 /* proxy_sess_data_end - the message ended as rx: check and deliver it,
  * or say why not; back to commands. */
 static void
@@ -997,7 +1095,9 @@ proxy_sess_data_end(struct proxy_sess *s, enum proxy_rx rx)
 	case RX_MORE:
 		PANIC("proxy_sess_data_end: message not ended");
 	case RX_OK:
-		proxy_sess_eom(s, &s->sp);
+		proxy_sess_eom(s);
+		if (s->phase == PH_BEREPLY)
+			return;	/* proxy_sess_msg_done when delivered */
 		break;
 	case RX_TOO_BIG:
 		proxy_sess_reply(s, "552 5.3.4 Message size exceeds fixed limit");
@@ -1029,12 +1129,7 @@ proxy_sess_data_end(struct proxy_sess *s, enum proxy_rx rx)
 		proxy_sess_enter(s, PS_CLOSING);
 		break;
 	}
-	proxy_spool_free(&s->sp);
-	s->sp_open = 0;
-	proxy_sess_reset_msg(s);
-	if (s->state == PS_DATA)
-		proxy_sess_enter(s, PS_READY);
-	s->phase = PH_CMD;
+	proxy_sess_msg_done(s);
 }
 
 /* proxy_ph_data - lines of the message as they come. */
@@ -1308,13 +1403,100 @@ static void
 proxy_cmd_rset(struct proxy_sess *s)
 {
 	proxy_sess_reset_msg(s);
-	if (proxy_sess_cmd(s, "RSET", "RSET") != 0)
-		return;
+	(void)proxy_sess_ask(s, "RSET", "RSET", BW_RSET);
+}
+
+/* proxy_rset_done - the backend's reply to the client's RSET. */
+static void
+proxy_rset_done(struct proxy_sess *s)
+{
 	proxy_sess_relay(s);
 	if (s->r.code / 100 == 2)
 		s->be_txn = 0;
 	if (s->r.code / 100 == 2 && s->state != PS_CLOSING)
 		proxy_sess_enter(s, s->helo_done ? PS_READY : PS_GREET);
+}
+
+/*
+ * proxy_sess_linger - just after a command went to the backend: while
+ * other workers are idle, holding this one up to PROXY_BE_LINGER_MS
+ * costs nothing, and a reply that comes meanwhile (the common case) is
+ * read without a thread switch. 1 when there is something to read.
+ */
+static int
+proxy_sess_linger(struct proxy_sess *s, long long now)
+{
+	struct pollfd pf = { .fd = s->be.io.fd, .events = POLLIN };
+	long long left = s->be_until - now;
+
+	if (proxy_io_pending(&s->be.io) != 0)
+		return 1;
+	if (s->conn->idle_workers == NULL ||
+	    atomic_load(s->conn->idle_workers) == 0)
+		return 0;
+	return poll(&pf, 1, left < PROXY_BE_LINGER_MS ? (int)left :
+	    PROXY_BE_LINGER_MS) > 0;
+}
+
+/*
+ * proxy_ph_bereply - the backend's reply to what proxy_sess_ask sent:
+ * read what is there (with TLS to the backend: wait for all of it), and
+ * when it is complete go on with the command. 0 to wait (*wait_ms set),
+ * 1 to go on.
+ */
+static int
+proxy_ph_bereply(struct proxy_sess *s, int timed_out, int *wait_ms)
+{
+	enum proxy_be_wait bw = s->be_wait;
+	long long now = util_mono_ms();
+	int plain = s->conn->be_tls == NULL, rc;
+	char err[256];
+
+	if (s->be_asked && plain && !timed_out && now < s->be_until &&
+	    !proxy_sess_linger(s, now)) {
+		rc = 0;		/* not there yet: the event loop waits */
+	} else {
+		now = util_mono_ms();
+		rc = proxy_backend_reply_more(&s->be, &s->r, plain ?
+		    PROXY_IO_NOWAIT : (int)(s->be_until > now ?
+		    s->be_until - now : 1), err, sizeof(err));
+		if (rc == 0 && now >= s->be_until) {
+			str_fmt(err, sizeof(err), "timeout while reading a reply");
+			rc = -1;
+		}
+	}
+	s->be_asked = 0;
+	if (rc == 0) {
+		*wait_ms = (int)(s->be_until > now ? s->be_until - now : 1);
+		return 0;
+	}
+	s->be_wait = BW_NONE;
+	s->phase = PH_CMD;
+	if (rc < 0) {
+		proxy_sess_backend_fail(s, s->be_what, err);
+		if (bw == BW_DATA || bw == BW_DOT)
+			proxy_sess_msg_done(s);
+		return 1;
+	}
+	switch (bw) {
+	case BW_HELO: proxy_helo_done(s, 0); break;
+	case BW_EHLO: proxy_helo_done(s, 1); break;
+	case BW_MAIL: proxy_mail_done(s); break;
+	case BW_RCPT: proxy_rcpt_done(s); break;
+	case BW_RSET: proxy_rset_done(s); break;
+	case BW_DATA:
+		proxy_data_done(s);
+		if (s->phase != PH_BEREPLY)
+			proxy_sess_msg_done(s);
+		break;
+	case BW_DOT:
+		proxy_dot_done(s);
+		proxy_sess_msg_done(s);
+		break;
+	case BW_NONE:
+		PANIC("proxy_ph_bereply: no reply awaited");
+	}
+	return 1;
 }
 
 static void
@@ -1640,6 +1822,12 @@ proxy_session_new(struct eng *e, int fd, const struct sockaddr *peer,
 	return s;
 }
 
+int
+proxy_session_backend_fd(const struct proxy_sess *s)
+{
+	return s->be.io.fd;
+}
+
 enum proxy_wait
 proxy_session_step(struct proxy_sess *s, int timed_out, int *wait_ms)
 {
@@ -1663,10 +1851,15 @@ proxy_session_step(struct proxy_sess *s, int timed_out, int *wait_ms)
 		case PH_CMD: go = proxy_ph_cmd(s, timed_out); break;
 		case PH_DATA: go = proxy_ph_data(s, timed_out); break;
 		case PH_AUTH: go = proxy_ph_auth(s, timed_out); break;
+		case PH_BEREPLY:
+			go = proxy_ph_bereply(s, timed_out, wait_ms);
+			break;
 		case PH_CLOSE: go = proxy_ph_close(s, timed_out); break;
 		case PH_DONE: return PW_DONE;
 		}
 		timed_out = 0;
+		if (!go && s->phase == PH_BEREPLY)
+			return PW_BACKEND;
 		if (!go)
 			return s->cli.want == POLLOUT ? PW_WRITE : PW_READ;
 	}
@@ -1682,6 +1875,8 @@ proxy_session_free(struct proxy_sess *s)
 		    SID(s), s->peer);
 		proxy_spool_free(&s->sp);
 	}
+	if (s->msg_open)
+		proxy_msg_free(&s->msg);
 	log_info("%s proxy: disconnect from %s%s%s", SID(s), s->peer,
 	    s->tls_on ? " tls=" : "", s->tls_on ? s->t->tls_version : "");
 	proxy_io_close(&s->cli);	/* the client is done: first */

@@ -8,6 +8,7 @@
 #ifndef MXW_PROXY_SESSION_H
 #define MXW_PROXY_SESSION_H
 
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 struct eng;
@@ -28,12 +29,17 @@ struct proxy_conn {
 	int			(*admit)(void *ctx, const char *ip);
 	void			*admit_ctx;
 	struct proxy_bepool	*bepool;	/* NULL: no reuse */
+	/* idle_workers - how many workers wait for events: while some do,
+	 * a backend reply is waited for in the step a little (a thread
+	 * switch less); else the worker moves on. May be NULL. */
+	const atomic_int	*idle_workers;
 };
 
 /* What a session waits for after a step. */
 enum proxy_wait {
 	PW_READ,	/* the client socket readable */
 	PW_WRITE,	/* the client socket writable */
+	PW_BACKEND,	/* the backend socket readable (its reply) */
 	PW_DONE,	/* the session is over: proxy_session_free() it */
 };
 
@@ -52,11 +58,18 @@ struct proxy_sess *proxy_session_new(struct eng *e, int fd,
  * client. timed_out: the last wait's time ran out (the session answers
  * as its phase requires: 421, or the banner after the greet pause).
  * Returns what to wait for, with the longest wait in *wait_ms, or
- * PW_DONE. Engine checks and backend exchanges run inside the step and
- * may block this thread up to their own timeouts.
+ * PW_DONE. Engine checks run inside the step; so do the backend
+ * exchanges of connection set-up, STARTTLS, AUTH and the rare commands,
+ * which may block this thread up to their own timeouts. The backend's
+ * replies to HELO/EHLO, MAIL, RCPT, DATA, the message and RSET are
+ * waited for with PW_BACKEND instead (with TLS to the backend they are
+ * read in the step).
  */
 enum proxy_wait proxy_session_step(struct proxy_sess *s, int timed_out,
 	    int *wait_ms);
+
+/* proxy_session_backend_fd - the socket PW_BACKEND waits on. */
+int	proxy_session_backend_fd(const struct proxy_sess *s);
 
 /* proxy_session_free - end the session: backend QUIT, log, close the
  * client socket, free everything. NULL is a no-op. */

@@ -146,6 +146,33 @@ is "$(fb_new '^cmd [0-9]+ DATA$')/$(fb_new '^msg ')" "0/0" \
 	"client vanishing in DATA: the backend never saw DATA nor any message"
 is "$(fb_new '^close ')" 1 "client vanishing in DATA: the backend connection is closed"
 
+# Sessions waiting for the backend's replies hold no worker: 40 clients
+# (20 from each of two addresses: the per-IP limit) wait on RCPT replies
+# the backend gives after 3 s each, all at once. The proxy's threads stay
+# few (one per waiting session would be 40 more), another client is
+# answered meanwhile, and every RCPT gets its 250.
+echo slow-rcpt >"$FB/mode"
+par_pids=()
+for ip in 127.0.0.21 127.0.0.22; do
+	/usr/bin/python3 "$PROXY_HELPERS/parallel_rcpt.py" "$P1" 20 "$ip" \
+		>"$FB/parallel-$ip.out" 2>&1 &
+	par_pids+=($!)
+	mxw_track_pid $!
+done
+for ((i = 0; i < 50; i++)); do	# until the backend holds the RCPTs
+	[ "$(grep -c '^cmd [0-9]* RCPT$' "$FB/log")" -ge 40 ] && break
+	sleep 0.1
+done
+threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$PROXY_PID/status")
+other=$(codes "$(smtpc "$P1" send:'EHLO other.test\r\n' reply send:'QUIT\r\n' drain)")
+wait "${par_pids[@]}"
+echo ok >"$FB/mode"
+is "$(cat "$FB"/parallel-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" "rcpt 20 0 rcpt 20 0 " \
+	"slow backend: 40 sessions waiting on RCPT at once all get the backend's 250"
+like "${threads:-none}" '^([1-9]|1[0-9])$' \
+	"slow backend: the proxy has few threads while 40 sessions wait (not one each)"
+is "$other" "220 250 221 EOF " "slow backend: another client is answered meanwhile"
+
 # Every message the backend read was read exactly once per session.
 is "$(grep -c '^msg ' "$FB/log")" "$(ls "$FB"/msg.* | wc -l)" "backend log and files agree"
 is "$(find "$MXW_RUN/spool1" -type f | wc -l)" 0 "no spool file left behind"

@@ -17,6 +17,7 @@ the same session shows whether the proxy recovered:
   dot-451       read the message, answer the final dot with 451 4.3.0
   dot-stall     read the message, never answer (until the proxy gives up)
   drop-rcpt     close the connection when RCPT arrives (no reply)
+  slow-rcpt     answer each RCPT after 3 s
   ehlo-refuse   answer EHLO with 550 5.7.1 (read afresh at each EHLO, so
                 that a connection the proxy kept shows it too)
 
@@ -119,6 +120,8 @@ def serve(s, n):
             elif verb == 'RCPT':
                 if m == 'drop-rcpt':
                     return
+                if m == 'slow-rcpt':
+                    time.sleep(3)
                 c.send('250 2.1.5 Ok')
             elif verb == 'DATA':
                 if datas > 0 and m != 'drop-rcpt':
