@@ -292,10 +292,13 @@ cmd_configtest(const struct opts *o)
 	if (rules_lint(r, lint, 65536) > 0)
 		fputs(lint, stderr);
 	free(lint);
-	/* The engine set-up also validates the DNS options and the PSL. */
+	/* The engine set-up also validates the DNS options and the PSL;
+	 * the proxy's own settings, its TLS files among them, are loaded as
+	 * `mxwarden proxy` would. */
 	struct eng *e = eng_new(c, r, err, sizeof(err));
-	if (e == NULL) {
+	if (e == NULL || proxy_check_config(c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", o->conf ? o->conf : "(defaults)", err);
+		eng_free(e);
 		return 1;
 	}
 	eng_free(e);

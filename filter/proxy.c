@@ -263,6 +263,51 @@ proxy_fd_limit(int max_conn)
 		    max_conn);
 }
 
+/*
+ * proxy_settings - what the proxy takes from cfg besides its listeners:
+ * the address lists checked, the TLS contexts made (*tls for clients,
+ * with tls_cert_file; *be_tls towards the backend, with
+ * proxy_backend_tls; NULL when not configured). 0, or -1 with a reason
+ * in err and nothing to free.
+ */
+static int
+proxy_settings(const struct cfg *cfg, struct proxy_tls **tls,
+    struct proxy_tls **be_tls, char *err, size_t errlen)
+{
+	*tls = *be_tls = NULL;
+	if (proxy_ip_list_check(cfg->proxy_trusted_upstreams, err, errlen) != 0 ||
+	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)
+		return -1;
+	if (cfg->tls_cert_file[0] != '\0' &&
+	    (*tls = proxy_tls_new(cfg, err, errlen)) == NULL)
+		return -1;
+	if (cfg->proxy_backend_tls &&
+	    (*be_tls = proxy_tls_client_new(cfg, err, errlen)) == NULL) {
+		proxy_tls_free(*tls);
+		*tls = NULL;
+		return -1;
+	}
+	if (cfg->proxy_listen_tls[0] != '\0' && *tls == NULL) {
+		str_fmt(err, errlen, "proxy_listen_tls needs tls_cert_file");
+		proxy_tls_free(*be_tls);
+		*be_tls = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+proxy_check_config(const struct cfg *cfg, char *err, size_t errlen)
+{
+	struct proxy_tls *tls, *be_tls;
+
+	if (proxy_settings(cfg, &tls, &be_tls, err, errlen) != 0)
+		return -1;
+	proxy_tls_free(tls);
+	proxy_tls_free(be_tls);
+	return 0;
+}
+
 struct proxy *
 proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -282,19 +327,8 @@ proxy_open(const struct cfg *cfg, char *err, size_t errlen)
 	p->bepool = proxy_bepool_new((size_t)cfg->proxy_backend_reuse,
 	    PROXY_BEPOOL_IDLE_MS);
 	p->upstreams = xstrdup(cfg->proxy_trusted_upstreams);
-	if (proxy_ip_list_check(p->upstreams, err, errlen) != 0 ||
-	    proxy_ip_list_check(cfg->proxy_bare_lf_exempt, err, errlen) != 0)
+	if (proxy_settings(cfg, &p->tls, &p->be_tls, err, errlen) != 0)
 		goto fail;
-	if (cfg->tls_cert_file[0] != '\0' &&
-	    (p->tls = proxy_tls_new(cfg, err, errlen)) == NULL)
-		goto fail;
-	if (cfg->proxy_backend_tls &&
-	    (p->be_tls = proxy_tls_client_new(cfg, err, errlen)) == NULL)
-		goto fail;
-	if (cfg->proxy_listen_tls[0] != '\0' && p->tls == NULL) {
-		str_fmt(err, errlen, "proxy_listen_tls needs tls_cert_file");
-		goto fail;
-	}
 	if (proxy_bind_list(p, cfg->proxy_listen, 0, err, errlen) != 0 ||
 	    proxy_bind_list(p, cfg->proxy_listen_tls, 1, err, errlen) != 0)
 		goto fail;

@@ -23,10 +23,21 @@ struct proxy;
 struct proxy	*proxy_open(const struct cfg *cfg, char *err, size_t errlen);
 
 /*
- * proxy_run - accept clients, one thread each, until SIGTERM or SIGINT
- * (blocked in every thread and taken through a signalfd here; SIGHUP is
- * logged and ignored for now). At the stop the listeners close, idle
- * sessions are woken and ended, and sessions get a bounded time to end.
+ * proxy_check_config - what proxy_open() would refuse in cfg's proxy
+ * settings, without binding: the address lists, the TLS files (loaded:
+ * readable, the key matching the certificate, the backend's CA file),
+ * proxy_listen_tls without a certificate. For `configtest`. 0, or -1
+ * with a reason in err.
+ */
+int		 proxy_check_config(const struct cfg *cfg, char *err,
+		    size_t errlen);
+
+/*
+ * proxy_run - accept clients and run their sessions (event-driven, on a
+ * pool of workers) until SIGTERM or SIGINT (blocked in every thread and
+ * taken through a signalfd here; SIGHUP asks for a reload). At the stop
+ * the listeners close, idle sessions are woken and ended, and sessions
+ * get a bounded time to end.
  * The engine is borrowed. Returns 0, or -1 with a reason when sessions
  * were still running at the end of the wait (the caller must then exit
  * without eng_free()).

@@ -7,9 +7,36 @@ mxw_rundir
 cd "$MXW_TOP" || exit 1
 MXW=$MXW_BIN/mxwarden
 
-out=$("$MXW" configtest -c contrib/mxwarden.conf 2>&1); rc=$?
-is "$rc" 0 "configtest accepts the shipped config"
+# The shipped config names the demo TLS pair that `make run` makes in
+# var/tls; configtest loads TLS files as the proxy would, so the pair is
+# made here and named by overrides.
+mkdir -p "$MXW_RUN/tls" "$MXW_RUN/tls2"
+for d in tls tls2; do
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.mxw.test \
+		-keyout "$MXW_RUN/$d/key.pem" -out "$MXW_RUN/$d/cert.pem" \
+		>"$MXW_RUN/$d/openssl.log" 2>&1
+done
+TLS_OK=(-o "tls_cert_file=$MXW_RUN/tls/cert.pem" -o "tls_key_file=$MXW_RUN/tls/key.pem")
+out=$("$MXW" configtest -c contrib/mxwarden.conf "${TLS_OK[@]}" 2>&1); rc=$?
+is "$rc" 0 "configtest accepts the shipped config (with its TLS pair made)"
 like "$out" "configuration ok" "configtest says ok"
+
+# TLS settings are checked as `mxwarden proxy` would at start-up.
+out=$("$MXW" configtest -c contrib/mxwarden.conf \
+	-o "tls_cert_file=$MXW_RUN/none/cert.pem" 2>&1); rc=$?
+is "$rc" 1 "configtest: a missing certificate file is an error"
+like "$out" "tls_cert_file $MXW_RUN/none/cert.pem" "... naming the file"
+out=$("$MXW" configtest -c contrib/mxwarden.conf \
+	-o "tls_cert_file=$MXW_RUN/tls/cert.pem" \
+	-o "tls_key_file=$MXW_RUN/tls2/key.pem" 2>&1); rc=$?
+is "$rc" 1 "configtest: a key that does not match the certificate is an error"
+out=$("$MXW" configtest -c contrib/mxwarden.conf -o tls_cert_file= \
+	-o proxy_listen_tls=127.0.0.1:10465 2>&1); rc=$?
+is "$rc" 1 "configtest: proxy_listen_tls without a certificate"
+like "$out" "proxy_listen_tls needs tls_cert_file" "... is refused, saying why"
+out=$("$MXW" configtest -c contrib/mxwarden.conf "${TLS_OK[@]}" \
+	-o "proxy_trusted_upstreams=10.0.0.0/33" 2>&1); rc=$?
+is "$rc" 1 "configtest: a bad proxy_trusted_upstreams entry is an error"
 
 cat >"$MXW_RUN/bad.conf" <<CONF
 hostname = mx.example.org
