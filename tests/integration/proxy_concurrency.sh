@@ -10,7 +10,8 @@
 # connection would be IDLE_N); its memory per idle connection is bounded;
 # a swaks transaction from another address goes through and is
 # delivered; then every idle client's QUIT is answered and every session
-# ends.
+# ends. Then 8 sessions whose HELO lookups time out hold the workers:
+# the pool grows, and another client is answered within a second.
 set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=proxy_concurrency
@@ -93,6 +94,31 @@ like "$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")" '^250 ' \
 	"the proxy serves on afterwards"
 errs=$(grep -cE 'PANIC|epoll_ctl|pthread_create|CONNECTION LIMIT|BACKEND FAILURE' "$LOG")
 is "$errs" 0 "no errors, refusals or backend failures logged"
+
+# DNS waits hold only the workers they run on: 8 sessions whose HELO
+# lookups time out (dns_timeout 2 s) hold the 4 workers and more. The
+# pool grows while its workers are all held up, so another client is
+# answered meanwhile, long before those lookups end.
+ms() { echo $(($(date +%s%N) / 1000000)); }
+slow_pids=()
+t0=$(ms)
+for i in 1 2 3 4 5 6 7 8; do
+	smtpc "$P1" --ip 127.0.0.23 send:"EHLO h$i.timeout.fault.test\r\n" reply \
+		send:'QUIT\r\n' drain >"$MXW_RUN/slow.$i" 2>&1 &
+	slow_pids+=($!)
+	mxw_track_pid $!
+done
+sleep 0.5
+t1=$(ms)
+other=$(smtpc "$P1" --ip 127.0.0.24 send:'EHLO client.test\r\n' reply send:'QUIT\r\n' drain)
+t2=$(ms)
+wait "${slow_pids[@]}"
+t3=$(ms)
+like "$((t3 - t0))" '^([2-9][0-9]{3}|[0-9]{5,})$' \
+	"8 sessions with timing-out HELO lookups are held 2 s or more ($((t3 - t0)) ms)"
+like "$other" '250[ -]' "meanwhile another client's EHLO is answered"
+like "$((t2 - t1))" '^[0-9]{1,3}$' \
+	"... within a second ($((t2 - t1)) ms), before those lookups end"
 
 # Stop with 100 idle sessions open: they are woken and ended, the
 # workers stop, nothing leaks (exit 0, also under LeakSanitizer).
