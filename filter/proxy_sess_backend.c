@@ -97,6 +97,15 @@ proxy_sess_ask(struct proxy_sess *s, const char *line, const char *what,
 		proxy_sess_backend_fail(s, what, "write error");
 		return -1;
 	}
+	proxy_sess_await(s, what, bw);
+	return 0;
+}
+
+/* proxy_sess_await - wait in PH_BEREPLY for the reply to what was sent
+ * last (what: its name for log lines); it goes on by bw. */
+void
+proxy_sess_await(struct proxy_sess *s, const char *what, enum proxy_be_wait bw)
+{
 	proxy_backend_reply_begin(&s->r);
 	s->be_wait = bw;
 	s->be_what = what;
@@ -104,7 +113,6 @@ proxy_sess_ask(struct proxy_sess *s, const char *line, const char *what,
 	    s->cfg->proxy_backend_data_timeout : s->cfg->proxy_backend_timeout);
 	s->be_asked = 1;
 	s->phase = PH_BEREPLY;
-	return 0;
 }
 
 /* proxy_sess_relay - pass the backend's reply on; a 421 ends both. */
@@ -267,17 +275,20 @@ proxy_sess_backend_done(struct proxy_sess *s)
 
 
 static int proxy_sess_connect_backend(struct proxy_sess *s);
+static void proxy_sess_opened(struct proxy_sess *s, int ok, long long t0);
 
-/* proxy_sess_open_backend - a kept connection (proxy_backend_reuse), or
- * connect and read the greeting (unless the backend is taken as down
- * after timeouts: proxy_bepool_is_down), then STARTTLS when configured;
- * 421 to the client when that fails. */
+/*
+ * proxy_sess_open_backend - a kept connection (proxy_backend_reuse): 0;
+ * or connect (unless the backend is taken as down after timeouts:
+ * proxy_bepool_is_down): 1, the greeting then awaited in PH_BEREPLY
+ * (proxy_greeting_done: STARTTLS when configured, then the client's
+ * banner). -1 after the client's 421.
+ */
 int
 proxy_sess_open_backend(struct proxy_sess *s)
 {
 	char err[256];
 	long long t0, down;
-	int rc;
 
 	if (proxy_sess_reuse_on(s) &&
 	    proxy_bepool_take(s->conn->bepool, s->cfg->proxy_backend, &s->be)) {
@@ -296,17 +307,45 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		return -1;
 	}
 	t0 = util_mono_ms();
-	rc = proxy_sess_connect_backend(s);
-	if (s->conn->bepool != NULL)
-		proxy_bepool_opened(s->conn->bepool, s->cfg->proxy_backend,
-		    rc == 0, util_mono_ms() - t0);
-	if (rc != 0 || s->conn->be_tls == NULL)
-		return rc;
-	return proxy_sess_backend_starttls(s);
+	if (proxy_sess_connect_backend(s) != 0) {
+		proxy_sess_opened(s, 0, t0);
+		return -1;
+	}
+	s->be_t0 = t0;
+	return 1;	/* the greeting: proxy_greeting_done */
 }
 
-/* proxy_sess_connect_backend - connect, the PROXY header, the greeting;
- * 421 to the client when that fails. */
+/* proxy_sess_opened - tell the pool how opening a connection went (its
+ * "down" rule counts slow failures). */
+static void
+proxy_sess_opened(struct proxy_sess *s, int ok, long long t0)
+{
+	if (s->conn->bepool != NULL)
+		proxy_bepool_opened(s->conn->bepool, s->cfg->proxy_backend, ok,
+		    util_mono_ms() - t0);
+}
+
+/* proxy_greeting_done - the new connection's greeting: 220, then
+ * STARTTLS when configured, then the client's banner. */
+static void
+proxy_greeting_done(struct proxy_sess *s)
+{
+	char err[64];
+
+	if (s->r.code != 220) {
+		proxy_sess_opened(s, 0, s->be_t0);
+		str_fmt(err, sizeof(err), "greeting %d", s->r.code);
+		proxy_sess_backend_fail(s, "greeting", err);
+		return;
+	}
+	proxy_sess_opened(s, 1, s->be_t0);
+	if (s->conn->be_tls != NULL && proxy_sess_backend_starttls(s) != 0)
+		return;
+	proxy_sess_banner(s);
+}
+
+/* proxy_sess_connect_backend - connect and send the PROXY header; the
+ * greeting is awaited in PH_BEREPLY. -1 after the client's 421. */
 static int
 proxy_sess_connect_backend(struct proxy_sess *s)
 {
@@ -323,26 +362,17 @@ proxy_sess_connect_backend(struct proxy_sess *s)
 		unsigned char hdr[128];
 		size_t len;
 
-		/* Queued now, sent by the flush before the greeting read. */
 		if (proxy_pp_build(s->cfg->proxy_backend_forward ==
 		    CFG_FORWARD_PROXY_V1 ? 1 : 2, s->t->client_ip,
 		    s->t->client_port, s->dst_ip, s->dst_port, hdr, sizeof(hdr),
-		    &len) != 0 || proxy_io_put(&s->be.io, hdr, len) != 0) {
+		    &len) != 0 || proxy_io_put(&s->be.io, hdr, len) != 0 ||
+		    proxy_io_flush(&s->be.io) != 0) {
 			proxy_sess_backend_fail(s, "PROXY header", "cannot build"
 			    " or send it (address families differ?)");
 			return -1;
 		}
 	}
-	if (proxy_backend_read_reply(&s->be, &s->r,
-	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
-		proxy_sess_backend_fail(s, "greeting", err);
-		return -1;
-	}
-	if (s->r.code != 220) {
-		str_fmt(err, sizeof(err), "greeting %d", s->r.code);
-		proxy_sess_backend_fail(s, "greeting", err);
-		return -1;
-	}
+	proxy_sess_await(s, "greeting", BW_GREETING);
 	return 0;
 }
 
@@ -402,12 +432,15 @@ proxy_ph_bereply(struct proxy_sess *s, int timed_out, int *wait_ms)
 	s->be_wait = BW_NONE;
 	s->phase = PH_CMD;
 	if (rc < 0) {
+		if (bw == BW_GREETING)
+			proxy_sess_opened(s, 0, s->be_t0);
 		proxy_sess_backend_fail(s, s->be_what, err);
 		if (bw == BW_DATA || bw == BW_DOT)
 			proxy_sess_msg_done(s);
 		return 1;
 	}
 	switch (bw) {
+	case BW_GREETING: proxy_greeting_done(s); break;
 	case BW_HELO: proxy_helo_done(s, 0); break;
 	case BW_EHLO: proxy_helo_done(s, 1); break;
 	case BW_MAIL: proxy_mail_done(s); break;

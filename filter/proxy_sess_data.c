@@ -100,13 +100,7 @@ proxy_data_done(struct proxy_sess *s)
 		proxy_sess_backend_fail(s, "message", "write error");
 		return;
 	}
-	proxy_backend_reply_begin(&s->r);
-	s->be_wait = BW_DOT;
-	s->be_what = "end of data";
-	s->be_until = util_mono_ms() +
-	    proxy_sess_ms(s->cfg->proxy_backend_data_timeout);
-	s->be_asked = 1;
-	s->phase = PH_BEREPLY;
+	proxy_sess_await(s, "end of data", BW_DOT);
 }
 
 /* proxy_dot_done - the backend's final reply to the message. */

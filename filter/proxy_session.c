@@ -53,7 +53,7 @@
  * handshake, the greet pause, the PROXY header, a backend reply). The
  * backend's replies to the commands of a transaction are awaited the
  * same way (PH_BEREPLY). The engine's checks and the rarer backend
- * exchanges (connect, greeting, XCLIENT, STARTTLS, AUTH) run on the
+ * exchanges (connect, XCLIENT, STARTTLS, AUTH) run on the
  * worker that runs the step: they are bounded by their timeouts, and
  * the worker pool grows when all workers are held up (proxy.c), so they
  * hold up no other client's I/O.
@@ -144,12 +144,19 @@ proxy_sess_reset_msg(struct proxy_sess *s)
 }
 
 /* proxy_sess_greet - the connection checks passed: only now the
- * backend, then the banner. */
+ * backend, then the banner (at once with a kept connection, else after
+ * the backend's greeting). */
 static void
 proxy_sess_greet(struct proxy_sess *s)
 {
-	if (proxy_sess_open_backend(s) != 0)
-		return;
+	if (proxy_sess_open_backend(s) == 0)
+		proxy_sess_banner(s);
+}
+
+/* proxy_sess_banner - the backend is ready: our 220. */
+void
+proxy_sess_banner(struct proxy_sess *s)
+{
 	proxy_sess_reply(s, "220 %s ESMTP", s->cfg->hostname);
 	proxy_sess_enter(s, PS_GREET);
 	s->phase = PH_CMD;

@@ -58,12 +58,12 @@ struct proxy_sess *proxy_session_new(struct eng *e, int fd,
  * client. timed_out: the last wait's time ran out (the session answers
  * as its phase requires: 421, or the banner after the greet pause).
  * Returns what to wait for, with the longest wait in *wait_ms, or
- * PW_DONE. Engine checks run inside the step; so do the backend
- * exchanges of connection set-up, STARTTLS, AUTH and the rare commands,
- * which may block this thread up to their own timeouts. The backend's
- * replies to HELO/EHLO, MAIL, RCPT, DATA, the message and RSET are
- * waited for with PW_BACKEND instead (with TLS to the backend they are
- * read in the step).
+ * PW_DONE. Engine checks run inside the step; so do the backend's
+ * connect, XCLIENT, STARTTLS, AUTH and the rare commands, which may
+ * block this thread up to their own timeouts. The backend's greeting
+ * and its replies to HELO/EHLO, MAIL, RCPT, DATA, the message and RSET
+ * are waited for with PW_BACKEND instead (with TLS to the backend they
+ * are read in the step).
  */
 enum proxy_wait proxy_session_step(struct proxy_sess *s, int timed_out,
 	    int *wait_ms);

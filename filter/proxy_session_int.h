@@ -61,7 +61,8 @@ enum proxy_phase {
 /* The command whose backend reply a session waits for in PH_BEREPLY;
  * the reply goes on in proxy_ph_bereply. */
 enum proxy_be_wait {
-	BW_NONE, BW_HELO, BW_EHLO, BW_MAIL, BW_RCPT, BW_RSET, BW_DATA, BW_DOT,
+	BW_NONE, BW_GREETING, BW_HELO, BW_EHLO, BW_MAIL, BW_RCPT, BW_RSET,
+	BW_DATA, BW_DOT,
 };
 
 enum proxy_rx {
@@ -96,6 +97,7 @@ struct proxy_sess {
 	const char		*be_what;	/* its name, for log lines */
 	long long		 be_until;	/* util_mono_ms() deadline */
 	int			 be_asked;	/* sent; nothing read yet */
+	long long		 be_t0;		/* when the connection was begun */
 	char			 be_addr[PROXY_PATH_MAX + 1]; /* BW_RCPT */
 	struct proxy_msg	 msg;		/* the message being delivered */
 	int			 msg_open;
@@ -133,6 +135,7 @@ int	proxy_sess_decide(struct proxy_sess *s,
 	    const struct verdict *v, int conn_stage);
 void	proxy_sess_reset_msg(struct proxy_sess *s);
 void	proxy_sess_connect(struct proxy_sess *s);
+void	proxy_sess_banner(struct proxy_sess *s);
 void	proxy_helo_done(struct proxy_sess *s, int ehlo);
 void	proxy_mail_done(struct proxy_sess *s);
 void	proxy_rcpt_done(struct proxy_sess *s);
@@ -146,6 +149,8 @@ int	proxy_sess_cmd(struct proxy_sess *s, const char *line,
 	    const char *what);
 int	proxy_sess_ask(struct proxy_sess *s, const char *line,
 	    const char *what, enum proxy_be_wait bw);
+void	proxy_sess_await(struct proxy_sess *s, const char *what,
+	    enum proxy_be_wait bw);
 void	proxy_sess_relay(struct proxy_sess *s);
 int	proxy_sess_backend_rset(struct proxy_sess *s);
 int	proxy_sess_xclient(struct proxy_sess *s, const char *proto,

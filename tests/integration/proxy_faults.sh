@@ -307,6 +307,45 @@ else
 	not_ok "proxy before a silent backend starts" "$(tail -20 "$MXW_RUN/d1/mxwarden.log")"
 fi
 
+# Sessions waiting for a backend's greeting hold no worker (a Postfix at
+# its process limit leaves new connections waiting so): 30 clients at
+# once before another silent listener; the proxy keeps few threads while
+# they wait, and each gets 421 when the greeting times out.
+SILENT2_PORT=$(free_port)
+/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+time.sleep(60)' "$SILENT2_PORT" &
+mxw_track_pid $!
+wait_port "$SILENT2_PORT" 10
+if start_proxy d2 "127.0.0.1:$SILENT2_PORT" "proxy_backend_forward = none" \
+	"proxy_backend_timeout = 3s"; then
+	par_pids=()
+	for ip in 127.0.0.25 127.0.0.26; do
+		/usr/bin/python3 "$PROXY_HELPERS/parallel_rcpt.py" "$PROXY_PORT" 15 "$ip" \
+			>"$MXW_RUN/greet-$ip.out" 2>&1 &
+		par_pids+=($!)
+		mxw_track_pid $!
+	done
+	sleep 1.5
+	threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$PROXY_PID/status")
+	wait "${par_pids[@]}"
+	like "${threads:-none}" '^([1-9]|1[0-9])$' \
+		"30 sessions waiting for the backend's greeting: few proxy threads (not one each)"
+	is "$(cat "$MXW_RUN"/greet-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" \
+		"rcpt 0 15 rcpt 0 15 " "... and no session got further than the greeting"
+	like "$(grep -c 'BACKEND FAILURE .* at greeting' "$MXW_RUN/d2/mxwarden.log")" \
+		'^([3-9]|[1-9][0-9])$' "... they got 421 after the greeting timeout (logged)"
+	stop_pid "$PROXY_PID" 20
+	is "$MXW_STOP_STATUS" 0 "greeting-wait proxy stops cleanly"
+else
+	not_ok "proxy before a second silent backend starts" \
+		"$(tail -20 "$MXW_RUN/d2/mxwarden.log")"
+fi
+
 # ---- part 2: a real Postfix; the client disconnects mid-DATA ----
 if ! start_sink "$MXW_RUN"; then
 	not_ok "smtp-sink starts"; done_testing
