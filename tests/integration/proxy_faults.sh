@@ -260,17 +260,22 @@ fi
 # the greeting never comes. After 3 greeting timeouts in a row sessions
 # get 421 at once for 10 s instead of each holding a worker that long;
 # then the next session tries again.
-SILENT_PORT=$(free_port)
-/usr/bin/python3 -c '
+# silent_listener PORT - listens on PORT (backlog 64) and never accepts,
+# for 120 s at most; sets SILENT_PID.
+silent_listener() {
+	/usr/bin/python3 -c '
 import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(50)
-time.sleep(120)' "$SILENT_PORT" &
-SILENT_PID=$!
-mxw_track_pid "$SILENT_PID"
-wait_port "$SILENT_PORT" 10
+s.listen(64)
+time.sleep(120)' "$1" &
+	SILENT_PID=$!
+	mxw_track_pid "$SILENT_PID"
+	wait_port "$1" 10
+}
+SILENT_PORT=$(free_port)
+silent_listener "$SILENT_PORT"
 if start_proxy d1 "127.0.0.1:$SILENT_PORT" "proxy_backend_forward = none" \
 	"proxy_backend_timeout = 2s"; then
 	P1=$PROXY_PORT
@@ -312,15 +317,7 @@ fi
 # once before another silent listener; the proxy keeps few threads while
 # they wait, and each gets 421 when the greeting times out.
 SILENT2_PORT=$(free_port)
-/usr/bin/python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-time.sleep(60)' "$SILENT2_PORT" &
-mxw_track_pid $!
-wait_port "$SILENT2_PORT" 10
+silent_listener "$SILENT2_PORT"
 if start_proxy d2 "127.0.0.1:$SILENT2_PORT" "proxy_backend_forward = none" \
 	"proxy_backend_timeout = 3s"; then
 	par_pids=()
