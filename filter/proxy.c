@@ -595,10 +595,10 @@ proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
 		dl = util_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
 		atomic_store(&e->deadline, dl);
 		proxy_timer_at(p, dl);
-		ev.events = EPOLLONESHOT | (w == PW_WRITE ? EPOLLOUT :
-		    EPOLLIN | EPOLLRDHUP);
+		ev.events = EPOLLONESHOT | (w == PW_WRITE || w == PW_BACKEND_OUT ?
+		    EPOLLOUT : EPOLLIN | EPOLLRDHUP);
 		ev.data.u64 = (uint64_t)e->gen << 32 | e->slot;
-		if (w == PW_BACKEND) {
+		if (w == PW_BACKEND || w == PW_BACKEND_OUT) {
 			/* The backend socket may be new, or kept from another
 			 * session (registered then, with that one's data). */
 			int bfd = proxy_session_backend_fd(e->s);

@@ -72,60 +72,62 @@ proxy_backend_split(const char *spec, char *host, size_t hostlen, char *port,
 	return str_copy(port, colon + 1, portlen);
 }
 
-/* proxy_backend_try - one address: non-blocking connect, bounded wait. */
+/* proxy_backend_connected - fd has connected: b is ready. 0. */
 static int
-proxy_backend_try(const struct addrinfo *ai, int connect_ms, char *err,
-    size_t errlen)
+proxy_backend_connected(struct proxy_backend *b, int fd)
 {
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, ai->ai_protocol);
-	struct pollfd p;
-	int soerr = 0, r, one = 1;
-	socklen_t sl = sizeof(soerr);
+	int one = 1;
 
-	if (fd < 0) {
-		str_fmt(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		goto ok;
-	if (errno != EINPROGRESS) {
-		str_fmt(err, errlen, "connect: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	p.fd = fd;
-	p.events = POLLOUT;
-	do
-		r = poll(&p, 1, connect_ms);
-	while (r < 0 && errno == EINTR);
-	if (r == 0) {
-		str_fmt(err, errlen, "connect: timed out after %d ms", connect_ms);
-		close(fd);
-		return -1;
-	}
-	if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
-	    soerr != 0) {
-		str_fmt(err, errlen, "connect: %s", strerror(soerr ? soerr : errno));
-		close(fd);
-		return -1;
-	}
-ok:
 	/* One write per reply or command; no Nagle delays in lockstep. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
+	freeaddrinfo(b->ais);
+	b->ais = b->ai = NULL;
+	b->io.fd = -1;
+	proxy_io_init(&b->io, fd, b->write_ms);
+	b->connected = 1;
+	return 0;
+}
+
+/* proxy_backend_connect_next - a non-blocking connect to b->ai, then to
+ * the addresses after it, until one connects (0) or is in progress (1,
+ * its socket in b->io.fd); -1 with the last reason in err when none is
+ * left. */
+static int
+proxy_backend_connect_next(struct proxy_backend *b, char *err, size_t errlen)
+{
+	for (; b->ai != NULL; b->ai = b->ai->ai_next) {
+		int fd = socket(b->ai->ai_family, b->ai->ai_socktype |
+		    SOCK_CLOEXEC | SOCK_NONBLOCK, b->ai->ai_protocol);
+
+		if (fd < 0) {
+			str_fmt(err, errlen, "socket: %s", strerror(errno));
+			continue;
+		}
+		if (connect(fd, b->ai->ai_addr, b->ai->ai_addrlen) == 0)
+			return proxy_backend_connected(b, fd);
+		if (errno == EINPROGRESS) {
+			b->io.fd = fd;
+			return 1;
+		}
+		str_fmt(err, errlen, "connect: %s", strerror(errno));
+		close(fd);
+	}
+	freeaddrinfo(b->ais);
+	b->ais = NULL;
+	return -1;
 }
 
 int
-proxy_backend_connect(struct proxy_backend *b, const char *spec,
-    int connect_ms, int write_ms, char *err, size_t errlen)
+proxy_backend_connect_start(struct proxy_backend *b, const char *spec,
+    int write_ms, char *err, size_t errlen)
 {
-	struct addrinfo hints, *res = NULL, *ai;
+	struct addrinfo hints;
 	char host[256], port[32];
-	int fd = -1, r;
+	int r;
 
 	memset(b, 0, sizeof(*b));
 	b->io.fd = -1;
+	b->write_ms = write_ms;
 	str_copy(b->name, spec, sizeof(b->name));
 	if (proxy_backend_split(spec, host, sizeof(host), port, sizeof(port)) != 0) {
 		str_fmt(err, errlen, "bad backend address \"%s\"", spec);
@@ -135,18 +137,33 @@ proxy_backend_connect(struct proxy_backend *b, const char *spec,
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
+	if ((r = getaddrinfo(host, port, &hints, &b->ais)) != 0) {
 		str_fmt(err, errlen, "backend %s: %s", spec, gai_strerror(r));
+		b->ais = NULL;
 		return -1;
 	}
-	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
-		fd = proxy_backend_try(ai, connect_ms, err, errlen);
-	freeaddrinfo(res);
-	if (fd < 0)
-		return -1;
-	proxy_io_init(&b->io, fd, write_ms);
-	b->connected = 1;
-	return 0;
+	b->ai = b->ais;
+	return proxy_backend_connect_next(b, err, errlen);
+}
+
+int
+proxy_backend_connect_step(struct proxy_backend *b, int timed_out,
+    int connect_ms, char *err, size_t errlen)
+{
+	int fd = b->io.fd, soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	b->io.fd = -1;
+	if (timed_out)
+		str_fmt(err, errlen, "connect: timed out after %d ms", connect_ms);
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+	    soerr != 0)
+		str_fmt(err, errlen, "connect: %s", strerror(soerr ? soerr : errno));
+	else
+		return proxy_backend_connected(b, fd);
+	close(fd);
+	b->ai = b->ai->ai_next;
+	return proxy_backend_connect_next(b, err, errlen);
 }
 
 /* proxy_reply_line_ok - "DDD", "DDD text" or "DDD-text". */
@@ -386,6 +403,9 @@ proxy_backend_close(struct proxy_backend *b)
 	b->connected = 0;
 	if (b->io.in != NULL || b->io.fd >= 0)
 		proxy_io_close(&b->io);
+	if (b->ais != NULL)
+		freeaddrinfo(b->ais);	/* closed while connecting */
+	b->ais = b->ai = NULL;
 }
 
 int

@@ -15,6 +15,8 @@
 #include "buf.h"
 #include "proxy_io.h"
 
+struct addrinfo;
+
 #define PROXY_REPLY_LINES_MAX	64
 
 /* EHLO capabilities the proxy cares about. */
@@ -42,17 +44,28 @@ struct proxy_backend {
 	char		 xclient[256];	/* attribute names after XCLIENT */
 	char		 auth[256];	/* SASL mechanisms after AUTH */
 	char		 line[PROXY_REPLY_LINE_MAX + 1]; /* the line being read */
+	struct addrinfo	*ais, *ai;	/* connecting: the addresses, the one
+					 * tried (its socket in io.fd) */
+	int		 write_ms;
 };
 
 void	proxy_reply_init(struct proxy_reply *r);
 void	proxy_reply_free(struct proxy_reply *r);
 
 /*
- * proxy_backend_connect - connect to spec ("host:port", "[v6addr]:port")
- * within connect_ms. Returns 0, or -1 with a reason in err.
+ * proxy_backend_connect_start - connect to spec ("host:port",
+ * "[v6addr]:port") without waiting: each address in turn. Returns 0
+ * (connected), 1 (in progress: wait until b->io.fd is writable or the
+ * connect time is over, then proxy_backend_connect_step), or -1 with a
+ * reason in err. write_ms bounds each later write.
+ * proxy_backend_connect_step - the socket became writable, or the time
+ * ran out (timed_out): 0 connected, 1 in progress on the next address,
+ * -1 with the reason in err when none is left.
  */
-int	proxy_backend_connect(struct proxy_backend *b, const char *spec,
-	    int connect_ms, int write_ms, char *err, size_t errlen);
+int	proxy_backend_connect_start(struct proxy_backend *b, const char *spec,
+	    int write_ms, char *err, size_t errlen);
+int	proxy_backend_connect_step(struct proxy_backend *b, int timed_out,
+	    int connect_ms, char *err, size_t errlen);
 
 /*
  * proxy_backend_read_reply - one complete reply within timeout_ms per

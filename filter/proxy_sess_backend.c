@@ -275,6 +275,7 @@ proxy_sess_backend_done(struct proxy_sess *s)
 
 
 static int proxy_sess_connect_backend(struct proxy_sess *s);
+static int proxy_sess_backend_connected(struct proxy_sess *s);
 static void proxy_sess_opened(struct proxy_sess *s, int ok, long long t0);
 
 /*
@@ -288,7 +289,7 @@ int
 proxy_sess_open_backend(struct proxy_sess *s)
 {
 	char err[256];
-	long long t0, down;
+	long long down;
 
 	if (proxy_sess_reuse_on(s) &&
 	    proxy_bepool_take(s->conn->bepool, s->cfg->proxy_backend, &s->be)) {
@@ -306,13 +307,12 @@ proxy_sess_open_backend(struct proxy_sess *s)
 		proxy_sess_backend_fail(s, "connect", err);
 		return -1;
 	}
-	t0 = util_mono_ms();
+	s->be_t0 = util_mono_ms();
 	if (proxy_sess_connect_backend(s) != 0) {
-		proxy_sess_opened(s, 0, t0);
+		proxy_sess_opened(s, 0, s->be_t0);
 		return -1;
 	}
-	s->be_t0 = t0;
-	return 1;	/* the greeting: proxy_greeting_done */
+	return 1;	/* connect and greeting awaited: proxy_greeting_done */
 }
 
 /* proxy_sess_opened - tell the pool how opening a connection went (its
@@ -344,19 +344,69 @@ proxy_greeting_done(struct proxy_sess *s)
 	proxy_sess_banner(s);
 }
 
-/* proxy_sess_connect_backend - connect and send the PROXY header; the
- * greeting is awaited in PH_BEREPLY. -1 after the client's 421. */
+/* proxy_sess_connect_backend - begin the connect: done at once, or
+ * awaited in PH_BEREPLY (BW_CONNECT: proxy_ph_beconnect); then the PROXY
+ * header and the greeting. -1 after the client's 421. */
 static int
 proxy_sess_connect_backend(struct proxy_sess *s)
 {
 	char err[256];
+	int connect_ms = proxy_sess_ms(s->cfg->proxy_backend_connect_timeout);
 
-	if (proxy_backend_connect(&s->be, s->cfg->proxy_backend,
-	    proxy_sess_ms(s->cfg->proxy_backend_connect_timeout),
-	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
+	switch (proxy_backend_connect_start(&s->be, s->cfg->proxy_backend,
+	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err))) {
+	case 0:
+		return proxy_sess_backend_connected(s);
+	case 1:
+		s->be_wait = BW_CONNECT;
+		s->be_what = "connect";
+		s->be_until = util_mono_ms() + connect_ms;
+		s->phase = PH_BEREPLY;
+		return 0;
+	default:
 		proxy_sess_backend_fail(s, "connect", err);
 		return -1;
 	}
+}
+
+/* proxy_ph_beconnect - PH_BEREPLY for BW_CONNECT: the connect went
+ * through (or the next address is tried), or its time ran out. */
+static int
+proxy_ph_beconnect(struct proxy_sess *s, int timed_out, int *wait_ms)
+{
+	int connect_ms = proxy_sess_ms(s->cfg->proxy_backend_connect_timeout);
+	struct pollfd pf = { .fd = s->be.io.fd, .events = POLLOUT };
+	long long now = util_mono_ms();
+	char err[256];
+	int rc;
+
+	timed_out = timed_out && now >= s->be_until;
+	if (!timed_out && poll(&pf, 1, 0) == 0) {
+		*wait_ms = (int)(s->be_until > now ? s->be_until - now : 1);
+		return 0;	/* not yet (woken for something else) */
+	}
+	rc = proxy_backend_connect_step(&s->be, timed_out, connect_ms, err,
+	    sizeof(err));
+	if (rc == 1) {
+		s->be_until = now + connect_ms;
+		*wait_ms = connect_ms;
+		return 0;
+	}
+	s->be_wait = BW_NONE;
+	s->phase = PH_CMD;
+	if (rc < 0 || proxy_sess_backend_connected(s) != 0) {
+		if (rc < 0)
+			proxy_sess_backend_fail(s, "connect", err);
+		proxy_sess_opened(s, 0, s->be_t0);
+	}
+	return 1;
+}
+
+/* proxy_sess_backend_connected - the PROXY header when configured, then
+ * the greeting awaited. -1 after the client's 421. */
+static int
+proxy_sess_backend_connected(struct proxy_sess *s)
+{
 	if (s->cfg->proxy_backend_forward == CFG_FORWARD_PROXY_V1 ||
 	    s->cfg->proxy_backend_forward == CFG_FORWARD_PROXY_V2) {
 		unsigned char hdr[128];
@@ -411,6 +461,8 @@ proxy_ph_bereply(struct proxy_sess *s, int timed_out, int *wait_ms)
 	int plain = s->conn->be_tls == NULL, rc;
 	char err[256];
 
+	if (bw == BW_CONNECT)
+		return proxy_ph_beconnect(s, timed_out, wait_ms);
 	if (s->be_asked && plain && !timed_out && now < s->be_until &&
 	    !proxy_sess_linger(s, now)) {
 		rc = 0;		/* not there yet: the event loop waits */
@@ -456,6 +508,7 @@ proxy_ph_bereply(struct proxy_sess *s, int timed_out, int *wait_ms)
 		proxy_sess_msg_done(s);
 		break;
 	case BW_NONE:
+	case BW_CONNECT:
 		PANIC("proxy_ph_bereply: no reply awaited");
 	}
 	return 1;

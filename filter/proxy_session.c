@@ -53,7 +53,7 @@
  * handshake, the greet pause, the PROXY header, a backend reply). The
  * backend's replies to the commands of a transaction are awaited the
  * same way (PH_BEREPLY). The engine's checks and the rarer backend
- * exchanges (connect, XCLIENT, STARTTLS, AUTH) run on the
+ * exchanges (XCLIENT, STARTTLS, AUTH) run on the
  * worker that runs the step: they are bounded by their timeouts, and
  * the worker pool grows when all workers are held up (proxy.c), so they
  * hold up no other client's I/O.
@@ -822,7 +822,8 @@ proxy_session_step(struct proxy_sess *s, int timed_out, int *wait_ms)
 		}
 		timed_out = 0;
 		if (!go && s->phase == PH_BEREPLY)
-			return PW_BACKEND;
+			return s->be_wait == BW_CONNECT ? PW_BACKEND_OUT :
+			    PW_BACKEND;
 		if (!go)
 			return s->cli.want == POLLOUT ? PW_WRITE : PW_READ;
 	}

@@ -40,6 +40,7 @@ enum proxy_wait {
 	PW_READ,	/* the client socket readable */
 	PW_WRITE,	/* the client socket writable */
 	PW_BACKEND,	/* the backend socket readable (its reply) */
+	PW_BACKEND_OUT,	/* the backend socket writable (connected) */
 	PW_DONE,	/* the session is over: proxy_session_free() it */
 };
 
@@ -59,16 +60,16 @@ struct proxy_sess *proxy_session_new(struct eng *e, int fd,
  * as its phase requires: 421, or the banner after the greet pause).
  * Returns what to wait for, with the longest wait in *wait_ms, or
  * PW_DONE. Engine checks run inside the step; so do the backend's
- * connect, XCLIENT, STARTTLS, AUTH and the rare commands, which may
- * block this thread up to their own timeouts. The backend's greeting
- * and its replies to HELO/EHLO, MAIL, RCPT, DATA, the message and RSET
- * are waited for with PW_BACKEND instead (with TLS to the backend they
- * are read in the step).
+ * XCLIENT, STARTTLS, AUTH and the rare commands, which may block this
+ * thread up to their own timeouts. The backend's connect (PW_BACKEND_OUT)
+ * and greeting, and its replies to HELO/EHLO, MAIL, RCPT, DATA, the
+ * message and RSET are waited for with PW_BACKEND instead (with TLS to
+ * the backend the replies are read in the step).
  */
 enum proxy_wait proxy_session_step(struct proxy_sess *s, int timed_out,
 	    int *wait_ms);
 
-/* proxy_session_backend_fd - the socket PW_BACKEND waits on. */
+/* proxy_session_backend_fd - the socket PW_BACKEND(_OUT) waits on. */
 int	proxy_session_backend_fd(const struct proxy_sess *s);
 
 /* proxy_session_free - end the session: backend QUIT, log, close the

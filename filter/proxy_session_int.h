@@ -61,7 +61,7 @@ enum proxy_phase {
 /* The command whose backend reply a session waits for in PH_BEREPLY;
  * the reply goes on in proxy_ph_bereply. */
 enum proxy_be_wait {
-	BW_NONE, BW_GREETING, BW_HELO, BW_EHLO, BW_MAIL, BW_RCPT, BW_RSET,
+	BW_NONE, BW_CONNECT, BW_GREETING, BW_HELO, BW_EHLO, BW_MAIL, BW_RCPT, BW_RSET,
 	BW_DATA, BW_DOT,
 };
 

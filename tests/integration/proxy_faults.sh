@@ -260,19 +260,35 @@ fi
 # the greeting never comes. After 3 greeting timeouts in a row sessions
 # get 421 at once for 10 s instead of each holding a worker that long;
 # then the next session tries again.
-# silent_listener PORT - listens on PORT (backlog 64) and never accepts,
-# for 120 s at most; sets SILENT_PID.
+# silent_listener PORT [full] - listens on PORT (backlog 64) and never
+# accepts, for 120 s at most; sets SILENT_PID. full: a backlog of 0,
+# filled at once, so that the kernel drops every new connection attempt.
 silent_listener() {
 	/usr/bin/python3 -c '
 import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-time.sleep(120)' "$1" &
+full = len(sys.argv) > 3
+s.listen(0 if full else 64)
+fill = []
+for i in range(3 if full else 0):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", int(sys.argv[1])))
+    except BlockingIOError:
+        pass
+    fill.append(c)
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$1" "$MXW_RUN/silent-$1.ready" ${2:+full} &
 	SILENT_PID=$!
 	mxw_track_pid "$SILENT_PID"
-	wait_port "$1" 10
+	# (A connection attempt would hang on a full one: a file says ready.)
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$MXW_RUN/silent-$1.ready" ] && break
+		sleep 0.1
+	done
 }
 SILENT_PORT=$(free_port)
 silent_listener "$SILENT_PORT"
@@ -312,36 +328,46 @@ else
 	not_ok "proxy before a silent backend starts" "$(tail -20 "$MXW_RUN/d1/mxwarden.log")"
 fi
 
-# Sessions waiting for a backend's greeting hold no worker (a Postfix at
-# its process limit leaves new connections waiting so): 30 clients at
-# once before another silent listener; the proxy keeps few threads while
-# they wait, and each gets 421 when the greeting times out.
-SILENT2_PORT=$(free_port)
-silent_listener "$SILENT2_PORT"
-if start_proxy d2 "127.0.0.1:$SILENT2_PORT" "proxy_backend_forward = none" \
-	"proxy_backend_timeout = 3s"; then
-	par_pids=()
+# Sessions waiting for a backend's connect or greeting hold no worker.
+# held_sessions NAME LISTENER_PORT WHAT OPTION - a proxy NAME before the
+# listener, OPTION its timeout for WHAT (3 s); 30 clients at once (15 from
+# each of two addresses: the per-IP limit); the proxy keeps few threads
+# while they wait, none gets further, and the failures are logged.
+held_sessions() {
+	local name=$1 port=$2 what=$3 opt=$4 ip threads pids=()
+	if ! start_proxy "$name" "127.0.0.1:$port" "proxy_backend_forward = none" \
+		"$opt = 3s"; then
+		not_ok "proxy $name starts" "$(tail -20 "$MXW_RUN/$name/mxwarden.log")"
+		return
+	fi
 	for ip in 127.0.0.25 127.0.0.26; do
 		/usr/bin/python3 "$PROXY_HELPERS/parallel_rcpt.py" "$PROXY_PORT" 15 "$ip" \
-			>"$MXW_RUN/greet-$ip.out" 2>&1 &
-		par_pids+=($!)
+			>"$MXW_RUN/$name-$ip.out" 2>&1 &
+		pids+=($!)
 		mxw_track_pid $!
 	done
 	sleep 1.5
 	threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$PROXY_PID/status")
-	wait "${par_pids[@]}"
+	wait "${pids[@]}"
 	like "${threads:-none}" '^([1-9]|1[0-9])$' \
-		"30 sessions waiting for the backend's greeting: few proxy threads (not one each)"
-	is "$(cat "$MXW_RUN"/greet-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" \
-		"rcpt 0 15 rcpt 0 15 " "... and no session got further than the greeting"
-	like "$(grep -c 'BACKEND FAILURE .* at greeting' "$MXW_RUN/d2/mxwarden.log")" \
-		'^([3-9]|[1-9][0-9])$' "... they got 421 after the greeting timeout (logged)"
+		"30 sessions waiting for the backend's $what: few proxy threads (not one each)"
+	is "$(cat "$MXW_RUN/$name"-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" \
+		"rcpt 0 15 rcpt 0 15 " "... and no session got further than the $what"
+	like "$(grep -c "BACKEND FAILURE .* at $what" "$MXW_RUN/$name/mxwarden.log")" \
+		'^([3-9]|[1-9][0-9])$' "... they got 421 when it timed out (logged)"
 	stop_pid "$PROXY_PID" 20
-	is "$MXW_STOP_STATUS" 0 "greeting-wait proxy stops cleanly"
-else
-	not_ok "proxy before a second silent backend starts" \
-		"$(tail -20 "$MXW_RUN/d2/mxwarden.log")"
-fi
+	is "$MXW_STOP_STATUS" 0 "$what-wait proxy stops cleanly"
+}
+# A listener that never greets (a Postfix at its process limit leaves new
+# connections waiting so).
+SILENT2_PORT=$(free_port)
+silent_listener "$SILENT2_PORT"
+held_sessions d2 "$SILENT2_PORT" greeting proxy_backend_timeout
+# A listener whose queue is full: new connections are not answered at
+# all (as behind a firewall that drops them).
+SILENT3_PORT=$(free_port)
+silent_listener "$SILENT3_PORT" full
+held_sessions d3 "$SILENT3_PORT" connect proxy_backend_connect_timeout
 
 # ---- part 2: a real Postfix; the client disconnects mid-DATA ----
 if ! start_sink "$MXW_RUN"; then

@@ -177,7 +177,7 @@ def main():
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(('127.0.0.1', PORT))
-    ls.listen(16)
+    ls.listen(128)
     ls.settimeout(1)
     end = time.time() + 600
     while time.time() < end:
