@@ -9,8 +9,8 @@
  * closed when the pool is full or they have waited too long.
  *
  * Down: PROXY_BEPOOL_SLOW_FAILS slow failures in a row (connect or
- * greeting timeouts, which each hold a worker for the whole timeout)
- * make sessions refuse at once for PROXY_BEPOOL_DOWN_MS instead of
+ * greeting timeouts, which each keep a client waiting for the whole
+ * timeout) make sessions refuse at once for PROXY_BEPOOL_DOWN_MS instead of
  * piling up on the dead backend; the first session after that tries
  * again. Fast failures (connection refused) need no such guard. Keyed by
  * the backend's address, so a reload to another backend starts afresh.

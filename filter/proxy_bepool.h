@@ -20,8 +20,8 @@ struct proxy_backend;
 struct proxy_bepool;
 
 /* A backend whose connect or greeting failed slowly (a timeout: each
- * one holds a worker that long) this many times in a row is taken as
- * down for PROXY_BEPOOL_DOWN_MS: sessions answer 421 at once. */
+ * one keeps a client waiting that long) this many times in a row is
+ * taken as down for PROXY_BEPOOL_DOWN_MS: sessions answer 421 at once. */
 #define PROXY_BEPOOL_SLOW_FAILS	3
 #define PROXY_BEPOOL_SLOW_MS	1000	/* a failure this slow counts */
 #define PROXY_BEPOOL_DOWN_MS	10000
