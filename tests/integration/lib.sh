@@ -176,12 +176,18 @@ mxw_rundir() {
 	trap 'exit 143' TERM
 }
 
-# stop_pid PID [SECONDS] - SIGTERM, wait up to SECONDS (10), then SIGKILL.
-# Sets MXW_STOP_STATUS to the exit status (PID must be a child of this
-# shell: call it directly, not in $(...)) and MXW_STOP_SECS to the time.
+# stop_pid PID [SECONDS [START]] - SIGTERM, wait up to SECONDS (10), then
+# SIGKILL. With START (from _mxw_pid_start), only the process that
+# started then: a PID now used by another process is left alone. Sets
+# MXW_STOP_STATUS to the exit status (PID must be a child of this shell:
+# call it directly, not in $(...)) and MXW_STOP_SECS to the time.
 stop_pid() {
-	local pid=$1 limit=${2:-10} i t0=$SECONDS
+	local pid=$1 limit=${2:-10} start=${3:-} i t0=$SECONDS
 	MXW_STOP_STATUS=
+	if [ -n "$start" ] && [ "$(_mxw_pid_start "$pid")" != "$start" ]; then
+		MXW_STOP_SECS=0
+		return 0	# ours has ended; the PID is not ours any more
+	fi
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null
 		for ((i = 0; i < limit * 10; i++)); do
@@ -199,7 +205,20 @@ stop_pid() {
 }
 
 mxw_track_pid() {
-	mxw_on_exit "stop_pid $1"
+	mxw_on_exit "stop_pid $1 10 $(_mxw_pid_start "$1" || echo gone)"
+}
+
+# _mxw_pid_start PID - when process PID started (clock ticks after boot,
+# /proc/PID/stat field 22); fails when there is no such process. With
+# PIDs reused (pid_max can be 32768, and a full run starts far more
+# processes), a PID alone may name another suite's server by the time
+# this suite exits.
+_mxw_pid_start() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }	# after "PID (comm) ": field 3 on
+	set -- $st
+	echo "${20}"
 }
 
 # ---- ports ----
@@ -480,6 +499,9 @@ stop_postfix() {
 	[ -f "$pidf" ] || return 0
 	pid=$(tr -d ' \n' <"$pidf")
 	[ -n "$pid" ] || return 0
+	# A master that died leaves its pid file: is the PID still a master?
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'postfix/sbin/master' ||
+		return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
