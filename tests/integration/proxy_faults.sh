@@ -151,21 +151,30 @@ is "$(fb_new '^close ')" 1 "client vanishing in DATA: the backend connection is 
 # the backend gives after 3 s each, all at once. The proxy's threads stay
 # few (one per waiting session would be 40 more), another client is
 # answered meanwhile, and every RCPT gets its 250.
+# parallel_start PORT N OUT IP... - parallel_rcpt.py with N sessions
+# from each IP, in the background (output in OUT-IP.out); PAR_PIDS.
+parallel_start() {
+	local port=$1 n=$2 out=$3 ip
+	shift 3
+	PAR_PIDS=()
+	for ip in "$@"; do
+		/usr/bin/python3 "$PROXY_HELPERS/parallel_rcpt.py" "$port" "$n" "$ip" \
+			>"$out-$ip.out" 2>&1 &
+		PAR_PIDS+=($!)
+		mxw_track_pid $!
+	done
+}
+# proxy_threads - the running proxy's thread count.
+proxy_threads() { awk '$1 == "Threads:" { print $2 }' "/proc/$PROXY_PID/status"; }
 echo slow-rcpt >"$FB/mode"
-par_pids=()
-for ip in 127.0.0.21 127.0.0.22; do
-	/usr/bin/python3 "$PROXY_HELPERS/parallel_rcpt.py" "$P1" 20 "$ip" \
-		>"$FB/parallel-$ip.out" 2>&1 &
-	par_pids+=($!)
-	mxw_track_pid $!
-done
+parallel_start "$P1" 20 "$FB/parallel" 127.0.0.21 127.0.0.22
 for ((i = 0; i < 50; i++)); do	# until the backend holds the RCPTs
 	[ "$(grep -c '^cmd [0-9]* RCPT$' "$FB/log")" -ge 40 ] && break
 	sleep 0.1
 done
-threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$PROXY_PID/status")
+threads=$(proxy_threads)
 other=$(codes "$(smtpc "$P1" send:'EHLO other.test\r\n' reply send:'QUIT\r\n' drain)")
-wait "${par_pids[@]}"
+wait "${PAR_PIDS[@]}"
 echo ok >"$FB/mode"
 is "$(cat "$FB"/parallel-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" "rcpt 20 0 rcpt 20 0 " \
 	"slow backend: 40 sessions waiting on RCPT at once all get the backend's 250"
@@ -334,21 +343,16 @@ fi
 # each of two addresses: the per-IP limit); the proxy keeps few threads
 # while they wait, none gets further, and the failures are logged.
 held_sessions() {
-	local name=$1 port=$2 what=$3 opt=$4 ip threads pids=()
+	local name=$1 port=$2 what=$3 opt=$4 threads
 	if ! start_proxy "$name" "127.0.0.1:$port" "proxy_backend_forward = none" \
 		"$opt = 3s"; then
 		not_ok "proxy $name starts" "$(tail -20 "$MXW_RUN/$name/mxwarden.log")"
 		return
 	fi
-	for ip in 127.0.0.25 127.0.0.26; do
-		/usr/bin/python3 "$PROXY_HELPERS/parallel_rcpt.py" "$PROXY_PORT" 15 "$ip" \
-			>"$MXW_RUN/$name-$ip.out" 2>&1 &
-		pids+=($!)
-		mxw_track_pid $!
-	done
+	parallel_start "$PROXY_PORT" 15 "$MXW_RUN/$name" 127.0.0.25 127.0.0.26
 	sleep 1.5
-	threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$PROXY_PID/status")
-	wait "${pids[@]}"
+	threads=$(proxy_threads)
+	wait "${PAR_PIDS[@]}"
 	like "${threads:-none}" '^([1-9]|1[0-9])$' \
 		"30 sessions waiting for the backend's $what: few proxy threads (not one each)"
 	is "$(cat "$MXW_RUN/$name"-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" \
