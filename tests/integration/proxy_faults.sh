@@ -101,6 +101,10 @@ fault() {
 
 # The baseline: no fault, one message, once.
 fault ok base "220 250 250 250 354 250 221 EOF " 1
+# Replies that arrive in pieces (3 bytes at a time, the greeting and
+# the EHLO's lines too) are put together, whatever the waits between.
+fault trickle trickle "220 250 250 250 354 250 221 EOF " 1
+like "$FB_OUT" '250 2\.0\.0 Ok: queued as F[0-9]+' "trickle: the backend's own 250, whole"
 like "$FB_OUT" '250 2\.0\.0 Ok: queued as F[0-9]+' "ok: the client gets the backend's own 250"
 m=$(ls "$FB"/msg.* 2>/dev/null | head -1)
 if [ -n "$m" ]; then

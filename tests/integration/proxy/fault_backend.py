@@ -18,6 +18,8 @@ the same session shows whether the proxy recovered:
   dot-stall     read the message, never answer (until the proxy gives up)
   drop-rcpt     close the connection when RCPT arrives (no reply)
   slow-rcpt     answer each RCPT after 3 s
+  trickle       no fault, but every reply (the greeting too) is sent 3
+                bytes at a time, 20 ms apart: lines arrive in pieces
   ehlo-refuse   answer EHLO with 550 5.7.1 (read afresh at each EHLO, so
                 that a connection the proxy kept shows it too)
 
@@ -55,9 +57,11 @@ def mode():
 
 
 class Conn:
-    def __init__(self, s, n):
-        self.s, self.n, self.buf = s, n, b''
+    def __init__(self, s, n, trickle=False):
+        self.s, self.n, self.buf, self.trickle = s, n, b'', trickle
         s.settimeout(60)
+        if trickle:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def line(self):
         while b'\r\n' not in self.buf:
@@ -69,7 +73,13 @@ class Conn:
         return l
 
     def send(self, text):
-        self.s.sendall(text.encode('latin-1') + b'\r\n')
+        data = text.encode('latin-1') + b'\r\n'
+        if not self.trickle:
+            self.s.sendall(data)
+            return
+        for i in range(0, len(data), 3):
+            self.s.sendall(data[i:i + 3])
+            time.sleep(0.02)
 
     def message(self):
         """Read DATA up to the final dot; the raw bytes, unstuffed."""
@@ -91,8 +101,8 @@ def subject(data):
 
 
 def serve(s, n):
-    c = Conn(s, n)
     m = mode()
+    c = Conn(s, n, m == 'trickle')
     k = datas = 0
     log('conn %d %s' % (n, m))
     try:
