@@ -448,11 +448,22 @@ start_postfix() {
 	_pf_subst "$tmpl/main.cf.in" "$milter" >"$PF_CONF/main.cf"
 	[ -n "${PF_EXTRA_MAIN:-}" ] && printf '%s\n' "$PF_EXTRA_MAIN" >>"$PF_CONF/main.cf"
 	_pf_subst "$tmpl/master.cf.in" "$milter" >"$PF_CONF/master.cf"
-	: >"$run/postfix.log"
 	mxw_on_exit "stop_postfix '$PF_QUEUE'"
-	PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" start >"$run/postfix-start.log" 2>&1 || {
-		echo "start_postfix: postfix start failed:" >&2
-		cat "$run/postfix-start.log" >&2; return 1; }
+	_pf_start "$run" || return 1
+	# A Postfix whose log stays silent has been seen in full runs (many
+	# instances at once): postlogd alive but writing nothing, so every
+	# process blocks at its next log line (a unix datagram queue holds
+	# 10) and smtpd stops greeting. The master's "daemon started" must
+	# reach the log; if it does not, the instance is started once more.
+	if ! _pf_log_ok "$run"; then
+		echo "# start_postfix: the log stays silent; starting Postfix again:" >&2
+		pf_diag | sed 's/^/#   /' >&2
+		stop_postfix "$PF_QUEUE"
+		_pf_start "$run" || return 1
+		_pf_log_ok "$run" || {
+			echo "start_postfix: the log stays silent again" >&2
+			pf_diag >&2; return 1; }
+	fi
 	wait_port "$SMTP_PORT" 20 || {
 		echo "start_postfix: smtpd does not listen on $SMTP_PORT" >&2
 		tail -20 "$run/postfix.log" >&2; return 1; }
@@ -479,17 +490,36 @@ start_postfix() {
 # output, master, listener and log (for a failure's diagnostics).
 pf_diag() {
 	local pid
-	echo "postfix start said: $(cat "$MXW_PF_RUN/postfix-start.log" 2>/dev/null)"
+	echo "postfix start said: $(grep -v 'overriding earlier entry' \
+		"$MXW_PF_RUN/postfix-start.log" 2>/dev/null)"
 	pid=$(tr -d ' \n' <"$PF_QUEUE/pid/master.pid" 2>/dev/null)
 	echo "master pid ${pid:-none}: $(ps -o stat=,etime=,args= -p "${pid:-0}" 2>/dev/null ||
 		echo not running)"
 	command -v ss >/dev/null 2>&1 &&
 		echo "listeners on $SMTP_PORT: $(ss -Hltnp "sport = :$SMTP_PORT" 2>/dev/null)" &&
 		echo "connections to $SMTP_PORT: $(ss -Htn "dport = :$SMTP_PORT" 2>/dev/null | wc -l)"
-	echo "its processes: $(ps -o pid=,stat=,args= --ppid "${pid:-0}" 2>/dev/null |
-		tr '\n' ';')"
+	echo "its processes (pid, state, where each sleeps, command):"
+	ps -o pid=,stat=,wchan:24=,args= --ppid "${pid:-0}" 2>/dev/null
 	echo "the end of its log:"
 	tail -15 "$MXW_PF_RUN/postfix.log" 2>/dev/null
+}
+
+# _pf_start RUNDIR - postfix start, with an empty log
+_pf_start() {
+	: >"$1/postfix.log"
+	PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" start >"$1/postfix-start.log" 2>&1 || {
+		echo "start_postfix: postfix start failed:" >&2
+		cat "$1/postfix-start.log" >&2; return 1; }
+}
+
+# _pf_log_ok RUNDIR - the master's start reached the log (10 s at most)
+_pf_log_ok() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'master.*daemon started' "$1/postfix.log" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # stop_postfix [QUEUE_DIR] - SIGTERM to the master (by its pid file),
