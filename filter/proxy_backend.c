@@ -250,11 +250,11 @@ proxy_backend_read_reply(struct proxy_backend *b, struct proxy_reply *r,
 }
 
 int
-proxy_backend_command(struct proxy_backend *b, const char *line,
-    struct proxy_reply *r, int timeout_ms, char *err, size_t errlen)
+proxy_backend_send(struct proxy_backend *b, const char *line, char *err,
+    size_t errlen)
 {
 	if (strpbrk(line, "\r\n") != NULL)
-		PANIC("proxy_backend_command: line end in a command");
+		PANIC("proxy_backend_send: line end in a command");
 	if (!b->connected) {
 		str_fmt(err, errlen, "not connected");
 		return -1;
@@ -265,6 +265,15 @@ proxy_backend_command(struct proxy_backend *b, const char *line,
 		b->connected = 0;
 		return -1;
 	}
+	return 0;
+}
+
+int
+proxy_backend_command(struct proxy_backend *b, const char *line,
+    struct proxy_reply *r, int timeout_ms, char *err, size_t errlen)
+{
+	if (proxy_backend_send(b, line, err, errlen) != 0)
+		return -1;
 	return proxy_backend_read_reply(b, r, timeout_ms, err, errlen);
 }
 

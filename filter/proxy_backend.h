@@ -87,6 +87,14 @@ int	proxy_backend_reply_more(struct proxy_backend *b, struct proxy_reply *r,
 	    int timeout_ms, char *err, size_t errlen);
 
 /*
+ * proxy_backend_send - send "line\r\n" (line must hold no CR or LF:
+ * PANIC otherwise). 0, or -1 with a reason in err (the backend is then
+ * unusable).
+ */
+int	proxy_backend_send(struct proxy_backend *b, const char *line,
+	    char *err, size_t errlen);
+
+/*
  * proxy_backend_command - send "line\r\n" and read the reply. line must
  * hold no CR or LF (PANIC otherwise: callers build it from checked
  * parts). Returns as proxy_backend_read_reply.

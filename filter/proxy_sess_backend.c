@@ -84,20 +84,27 @@ int
 proxy_sess_ask(struct proxy_sess *s, const char *line, const char *what,
     enum proxy_be_wait bw)
 {
+	if (proxy_sess_send(s, line, what) != 0)
+		return -1;
+	proxy_sess_await(s, what, bw);
+	return 0;
+}
+
+/* proxy_sess_send - send line to the backend, its reply read later
+ * (proxy_sess_await, or proxy_sess_settle for a kept connection's EHLO).
+ * -1 when the client's command has been answered (a 421, or an EHLO
+ * refusal still owed). */
+int
+proxy_sess_send(struct proxy_sess *s, const char *line, const char *what)
+{
+	char err[256];
+
 	if (proxy_sess_settle(s) != 0)
 		return -1;
-	if (!s->be.connected) {
-		proxy_sess_backend_fail(s, what, "not connected");
+	if (proxy_backend_send(&s->be, line, err, sizeof(err)) != 0) {
+		proxy_sess_backend_fail(s, what, err);
 		return -1;
 	}
-	if (strpbrk(line, "\r\n") != NULL)
-		PANIC("proxy_sess_ask: line end in a command");
-	if (proxy_io_printf(&s->be.io, "%s\r\n", line) != 0 ||
-	    proxy_io_flush(&s->be.io) != 0) {
-		proxy_sess_backend_fail(s, what, "write error");
-		return -1;
-	}
-	proxy_sess_await(s, what, bw);
 	return 0;
 }
 

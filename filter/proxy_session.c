@@ -292,13 +292,8 @@ proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 		 * read the backend's reply before the next command goes to
 		 * it (proxy_sess_settle), one round trip less per session.
 		 * A refusal is passed on then. */
-		if (proxy_sess_settle(s) != 0)
+		if (proxy_sess_send(s, cmd, "EHLO") != 0)
 			return;
-		if (proxy_io_printf(&s->be.io, "%s\r\n", cmd) != 0 ||
-		    proxy_io_flush(&s->be.io) != 0) {
-			proxy_sess_backend_fail(s, "EHLO", "write error");
-			return;
-		}
 		s->be_ehlo_owed = 1;
 		s->be_txn = 0;
 		proxy_sess_ehlo_reply(s);

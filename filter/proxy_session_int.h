@@ -149,6 +149,8 @@ int	proxy_sess_cmd(struct proxy_sess *s, const char *line,
 	    const char *what);
 int	proxy_sess_ask(struct proxy_sess *s, const char *line,
 	    const char *what, enum proxy_be_wait bw);
+int	proxy_sess_send(struct proxy_sess *s, const char *line,
+	    const char *what);
 void	proxy_sess_await(struct proxy_sess *s, const char *what,
 	    enum proxy_be_wait bw);
 void	proxy_sess_relay(struct proxy_sess *s);

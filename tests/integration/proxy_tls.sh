@@ -31,6 +31,23 @@ codes() { printf '%s\n' "$1" | grep -E '^[0-9]{3} |^TLS|^EOF|^TIMEOUT' |
 
 # spam_tests FILE - the symbols of FILE's X-Spam-Status as ",A,B,".
 spam_tests() { header_of "$1" X-Spam-Status | sed -n 's/.*tests=\([^ ]*\).*/,\1,/p'; }
+# tls_rule_case LABEL PORT IP FIRES SILENT [SWAKS...] - one message $f
+# through PORT (the proxy, or the milter Postfix): delivered, the rule
+# FIRES in its symbols, SILENT not.
+tls_rule_case() {
+	local label=$1 port=$2 ip=$3 fires=$4 silent=$5 r st n0
+	shift 5
+	n0=$(count_sink)
+	r=$(PMAIL_PORT=$port pmail "$ip" client.test a@sender.test u@local.test "$f" "$@")
+	like "$r" '^250 2\.0\.0 Ok: queued as ' "$label: delivered"
+	if wait_delivered $((n0 + 1)); then
+		st=$(spam_tests "$(delivered_file $((n0 + 1)))")
+		like "$st" ",$fires," "$label: the rule $fires fires"
+		unlike "$st" ",$silent," "$label: the rule $silent does not"
+	else
+		not_ok "$label: message delivered"
+	fi
+}
 
 # ---- set-up ----
 if ! start_dns "$MXW_RUN"; then
@@ -103,16 +120,7 @@ like "$(grep 'from=<a@sender\.test> .*stage=eom symbols=' "$LOG1" | tail -1)" \
 
 # ---- the same proxy without STARTTLS: tls is "none" ----
 d=
-n0=$(count_sink)
-r=$(pmail 127.0.0.7 client.test a@sender.test u@local.test "$f")
-like "$r" '^250 2\.0\.0 Ok: queued as ' "plain session: delivered"
-if wait_delivered $((n0 + 1)); then
-	st=$(spam_tests "$(delivered_file $((n0 + 1)))")
-	like "$st" ',TEST_NO_TLS,' "plain session: the rule on tls = none fires"
-	unlike "$st" ',TEST_TLS,' "plain session: the rule on a TLS version does not"
-else
-	not_ok "plain session: message delivered"
-fi
+tls_rule_case "plain session" "$P1" 127.0.0.7 TEST_NO_TLS TEST_TLS
 plain=$(grep '\[127\.0\.0\.7\]:[0-9]* .*stage=eom symbols=' "$LOG1" | tail -1)
 like "$plain" 'TEST_NO_TLS\(0\.0\)' "plain session: summary log line has the symbol"
 unlike "$plain" ' tls=' "plain session: summary log line has no tls="
@@ -446,27 +454,11 @@ EOM
 fi
 if [ "$m1_up" = 1 ] && wait_port "$MPF_PORT" 20; then
 	MLOG=$MXW_RUN/m1/mxwarden.log
-	# milter_tls_case LABEL IP FIRES SILENT [SWAKS...] - one message
-	# through the milter Postfix: rule FIRES is in its symbols, SILENT not.
-	milter_tls_case() {
-		local label=$1 ip=$2 fires=$3 silent=$4 r st n0
-		shift 4
-		n0=$(count_sink)
-		r=$(PMAIL_PORT=$MPF_PORT pmail "$ip" client.test a@sender.test u@local.test "$f" "$@")
-		like "$r" '^250 2\.0\.0 Ok: queued as ' "milter, $label: delivered"
-		if wait_delivered $((n0 + 1)); then
-			st=$(spam_tests "$(delivered_file $((n0 + 1)))")
-			like "$st" ",$fires," "milter, $label: the rule $fires fires"
-			unlike "$st" ",$silent," "milter, $label: the rule $silent does not"
-		else
-			not_ok "milter, $label: message delivered"
-		fi
-	}
-	milter_tls_case STARTTLS 127.0.0.5 TEST_TLS TEST_NO_TLS --tls
+	tls_rule_case "milter, STARTTLS" "$MPF_PORT" 127.0.0.5 TEST_TLS TEST_NO_TLS --tls
 	like "$(grep '\[127\.0\.0\.5\]:[0-9]* .*stage=eom symbols=' "$MLOG" | tail -1)" \
 		' tls=TLSv1\.[23]/[A-Z0-9_-]+ stage=eom symbols=.*TEST_TLS\(0\.0\)' \
 		"milter, STARTTLS: summary log line has tls=VERSION/CIPHER ({cipher} read)"
-	milter_tls_case "plain session" 127.0.0.7 TEST_NO_TLS TEST_TLS
+	tls_rule_case "milter, plain session" "$MPF_PORT" 127.0.0.7 TEST_NO_TLS TEST_TLS
 	unlike "$(grep '\[127\.0\.0\.7\]:[0-9]* .*stage=eom symbols=' "$MLOG" | tail -1)" \
 		' tls=' "milter, plain session: no tls= in the summary log line"
 	stop_pid "$MXW_PID"
