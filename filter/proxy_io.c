@@ -22,7 +22,6 @@
  * after each failure, so no stale error leaks into another session.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,15 +43,11 @@
 void
 proxy_io_init(struct proxy_io *io, int fd, int write_timeout_ms)
 {
-	int fl;
-
 	memset(io, 0, sizeof(*io));
 	io->fd = fd;
 	io->in = xmalloc(PROXY_IO_INBUF);
 	io->timeout_ms = write_timeout_ms;
 	buf_init(&io->out, PROXY_IO_OUT_MAX);
-	if ((fl = fcntl(fd, F_GETFL)) >= 0)
-		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 void

@@ -54,7 +54,8 @@ struct proxy_io {
 	} part;
 };
 
-/* proxy_io_init - wrap fd (the io owns it from now: proxy_io_close). */
+/* proxy_io_init - wrap fd, which must be non-blocking (SOCK_NONBLOCK);
+ * the io owns it from now: proxy_io_close. */
 void	proxy_io_init(struct proxy_io *io, int fd, int write_timeout_ms);
 /* proxy_io_close - close the fd and free the buffers; no-op twice. */
 void	proxy_io_close(struct proxy_io *io);

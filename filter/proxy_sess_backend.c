@@ -23,31 +23,35 @@ proxy_sess_backend_fail(struct proxy_sess *s, const char *what, const char *err)
 
 
 /*
- * proxy_sess_settle - read the reply owed for an EHLO sent without
+ * proxy_sess_settle - read the reply owed for a HELO or EHLO sent without
  * waiting (see proxy_cmd_helo). 0 when it was 250 (or none was owed);
  * -1 when the current command has been answered: 421 after a backend
- * failure, or the backend's refusal of the EHLO, passed on (the client
- * must then say HELO/EHLO again).
+ * failure, or the backend's refusal of the HELO/EHLO, passed on (the
+ * client must then say HELO/EHLO again).
  */
 int
 proxy_sess_settle(struct proxy_sess *s)
 {
+	const char *owed = s->be_owed;
 	char err[256];
 
-	if (!s->be_ehlo_owed)
+	if (owed == NULL)
 		return 0;
-	s->be_ehlo_owed = 0;
+	s->be_owed = NULL;
 	if (proxy_backend_read_reply(&s->be, &s->r,
 	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
-		proxy_sess_backend_fail(s, "EHLO", err);
+		proxy_sess_backend_fail(s, owed, err);
 		return -1;
 	}
 	if (s->r.code == 250) {
-		proxy_backend_parse_ehlo(&s->be, &s->r);
+		/* After HELO the kept connection's capabilities still hold:
+		 * the client, in plain SMTP, uses none of them. */
+		if (strcmp(owed, "EHLO") == 0)
+			proxy_backend_parse_ehlo(&s->be, &s->r);
 		return 0;
 	}
-	log_info("%s proxy: %s backend refused EHLO (%d): passed on to the"
-	    " next command", SID(s), s->peer, s->r.code);
+	log_info("%s proxy: %s backend refused %s (%d): passed on to the"
+	    " next command", SID(s), s->peer, owed, s->r.code);
 	proxy_sess_relay(s);
 	s->helo_done = 0;
 	if (s->state != PS_CLOSING)
@@ -257,7 +261,7 @@ proxy_sess_reusable(const struct proxy_sess *s)
 
 /* proxy_sess_backend_done - at the end of the session: keep the backend
  * connection for the next client when it may be reused, else QUIT. An
- * EHLO reply still owed must be 250, and a transaction still open on
+ * HELO/EHLO reply still owed must be 250, and a transaction still open on
  * the backend must be ended by an RSET answered 250; a connection with
  * neither goes back as it is (one round trip less per session). */
 void
@@ -265,8 +269,8 @@ proxy_sess_backend_done(struct proxy_sess *s)
 {
 	int ok = 1;
 
-	if (s->be_ehlo_owed && s->be.connected) {
-		s->be_ehlo_owed = 0;
+	if (s->be_owed != NULL && s->be.connected) {
+		s->be_owed = NULL;
 		ok = proxy_backend_read_reply(&s->be, &s->r, 5000, s->line,
 		    sizeof(s->line)) == 0 && s->r.code == 250;
 	}

@@ -266,6 +266,21 @@ proxy_sess_ehlo_reply(struct proxy_sess *s)
 	proxy_sess_reply(s, "250 HELP");
 }
 
+/* proxy_sess_greeted - the client's HELO/EHLO is accepted: our reply,
+ * and the session is ready for MAIL. */
+static void
+proxy_sess_greeted(struct proxy_sess *s, int ehlo)
+{
+	s->be_txn = 0;
+	if (ehlo)
+		proxy_sess_ehlo_reply(s);
+	else
+		proxy_sess_reply(s, "250 %s", s->cfg->hostname);
+	s->helo_plain = !ehlo;
+	s->helo_done = 1;
+	proxy_sess_enter(s, PS_READY);
+}
+
 static void
 proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 {
@@ -287,19 +302,15 @@ proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 	    proxy_sess_xclient(s, ehlo ? "ESMTP" : "SMTP", arg) != 0)
 		return;
 	str_fmt(cmd, sizeof(cmd), "%s %s", ehlo ? "EHLO" : "HELO", arg);
-	if (ehlo && s->be_reused) {
+	if (s->be_reused) {
 		/* A kept connection's capabilities are known: answer now and
 		 * read the backend's reply before the next command goes to
 		 * it (proxy_sess_settle), one round trip less per session.
 		 * A refusal is passed on then. */
-		if (proxy_sess_send(s, cmd, "EHLO") != 0)
+		if (proxy_sess_send(s, cmd, ehlo ? "EHLO" : "HELO") != 0)
 			return;
-		s->be_ehlo_owed = 1;
-		s->be_txn = 0;
-		proxy_sess_ehlo_reply(s);
-		s->helo_plain = 0;
-		s->helo_done = 1;
-		proxy_sess_enter(s, PS_READY);
+		s->be_owed = ehlo ? "EHLO" : "HELO";
+		proxy_sess_greeted(s, ehlo);
 		return;
 	}
 	(void)proxy_sess_ask(s, cmd, ehlo ? "EHLO" : "HELO",
@@ -314,16 +325,9 @@ proxy_helo_done(struct proxy_sess *s, int ehlo)
 		proxy_sess_relay(s);
 		return;
 	}
-	s->be_txn = 0;
-	if (ehlo) {
+	if (ehlo)
 		proxy_backend_parse_ehlo(&s->be, &s->r);
-		proxy_sess_ehlo_reply(s);
-	} else {
-		proxy_sess_reply(s, "250 %s", s->cfg->hostname);
-	}
-	s->helo_plain = !ehlo;
-	s->helo_done = 1;
-	proxy_sess_enter(s, PS_READY);
+	proxy_sess_greeted(s, ehlo);
 }
 
 static void

@@ -91,7 +91,7 @@ struct proxy_sess {
 	int			 bare_lf_ok;	/* in proxy_bare_lf_exempt */
 	int			 be_ehlo;	/* we sent our own EHLO */
 	int			 be_reused;	/* a kept connection: caps known */
-	int			 be_ehlo_owed;	/* EHLO sent, its reply not read */
+	const char		*be_owed;	/* "EHLO"/"HELO" sent, reply not read */
 	int			 be_txn;	/* the backend holds a MAIL */
 	enum proxy_be_wait	 be_wait;	/* PH_BEREPLY: for what */
 	const char		*be_what;	/* its name, for log lines */

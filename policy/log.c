@@ -5,6 +5,7 @@
  * with one write() each so that lines from several threads never mix.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +18,28 @@
 static int log_stderr = 1;
 static enum log_level log_level = LOG_LVL_INFO;
 static const char *log_ident = "mxwarden";
+static long log_pid;		/* getpid() is a system call each time */
+
+/* log_forked - in a child after fork(): its own PID in its lines. */
+static void
+log_forked(void)
+{
+	log_pid = (long)getpid();
+}
+
+static void
+log_register_fork(void)
+{
+	(void)pthread_atfork(NULL, NULL, log_forked);
+}
 
 void
 log_init(const char *ident, int to_stderr, enum log_level level)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, log_register_fork);
+	log_pid = (long)getpid();
 	log_ident = ident;
 	log_stderr = to_stderr;
 	log_level = level;
@@ -60,7 +79,7 @@ log_emit(enum log_level level, const char *fmt, va_list ap, int err)
 	}
 	char line[2200];
 	int len = snprintf(line, sizeof(line), "%s[%ld]: %s: %s\n", log_ident,
-	    (long)getpid(), tag[level], msg);
+	    log_pid ? log_pid : (long)getpid(), tag[level], msg);
 	if (len < 0)
 		return;
 	if ((size_t)len >= sizeof(line)) {

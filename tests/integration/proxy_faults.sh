@@ -245,6 +245,11 @@ if start_proxy r1 "127.0.0.1:$FB_PORT" "proxy_backend_forward = none"; then
 		send:'MAIL FROM:<a@mx.sender.test>\r\n' reply send:'QUIT\r\n' drain)")" \
 		"220 250 550 503 221 EOF " \
 		"reuse: the backend's refusal of a kept connection's EHLO answers the next command"
+	is "$(codes "$(smtpc "$P1" send:'HELO client.test\r\n' reply \
+		send:'MAIL FROM:<a@mx.sender.test>\r\n' reply \
+		send:'MAIL FROM:<a@mx.sender.test>\r\n' reply send:'QUIT\r\n' drain)")" \
+		"220 250 550 503 221 EOF " \
+		"reuse: ... and so does its refusal of a kept connection's HELO"
 	echo ok >"$FB/mode"
 	is "$(session reuse-d)" "220 250 250 250 354 250 221 EOF " \
 		"reuse: ... and the next session goes through"

@@ -6,6 +6,7 @@
  * (slow failures in a row count, fast ones and a success do not, a new
  * backend address starts afresh).
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@ kept(struct proxy_backend *b, const char *name, int *peer)
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	memset(b, 0, sizeof(*b));
 	proxy_io_init(&b->io, sv[0], 1000);
 	snprintf(b->name, sizeof(b->name), "%s", name);

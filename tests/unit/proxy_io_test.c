@@ -5,6 +5,7 @@
  * without waiting (PROXY_IO_NOWAIT, the event loop's way): PL_AGAIN with
  * the part read so far kept, and output the peer does not take.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@ pair_open(struct pair *p)
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	proxy_io_init(&p->io, sv[0], 1000);
 	p->peer = sv[1];
 }

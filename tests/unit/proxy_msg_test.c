@@ -5,6 +5,7 @@
  * values, and the spool's move to a temporary file. The engine is
  * replaced by stubs that record what it was fed.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,6 +83,7 @@ write_out(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp)
 	ssize_t n, tot = 0;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	proxy_io_init(&io, sv[0], 1000);
 	assert_int_equal(proxy_msg_write(m, t, sp, &io), 0);
 	assert_int_equal(proxy_io_flush(&io), 0);

@@ -20,8 +20,8 @@ the same session shows whether the proxy recovered:
   slow-rcpt     answer each RCPT after 3 s
   trickle       no fault, but every reply (the greeting too) is sent 3
                 bytes at a time, 20 ms apart: lines arrive in pieces
-  ehlo-refuse   answer EHLO with 550 5.7.1 (read afresh at each EHLO, so
-                that a connection the proxy kept shows it too)
+  ehlo-refuse   answer EHLO and HELO with 550 5.7.1 (read afresh at each
+                one, so that a connection the proxy kept shows it too)
 
 It records what it received in DIR/log, one line per event:
   conn N / cmd N VERB / msg N SIZE FIRST-SUBJECT / reply-dot N CODE /
@@ -112,8 +112,8 @@ def serve(s, n):
             l = c.line().decode('latin-1')
             verb = l.split(' ', 1)[0].upper()
             log('cmd %d %s' % (n, verb))
-            if verb == 'EHLO' and mode() == 'ehlo-refuse':
-                c.send('550 5.7.1 Error: scripted EHLO refusal')
+            if verb in ('EHLO', 'HELO') and mode() == 'ehlo-refuse':
+                c.send('550 5.7.1 Error: scripted %s refusal' % verb)
             elif verb == 'EHLO':
                 in_txn = False
                 c.send('250-fault.backend.test')
