@@ -410,18 +410,19 @@ bench_rules_callgrind() {
 
 # ---- 5. proxy throughput (issue 3) and 6. state cost (issue 5) ----
 
-# bench_proxy NAME RULES - an `mxwarden proxy` (user nobody, log level
-# info, the test configuration: every check on) in $RUN/NAME in front
-# of the sink; RULES become its local.rules. Sets PX_PORT_NAME, PX_PID_NAME.
+# bench_proxy NAME RULES [PORT] - an `mxwarden proxy` (user nobody, log
+# level info, the test configuration: every check on) in $RUN/NAME in
+# front of the sink (or of 127.0.0.1:PORT); RULES become its local.rules.
+# Sets PX_PORT_NAME, PX_PID_NAME.
 bench_proxy() {
-	local name=$1 dir=$RUN/$1 port i pid
+	local name=$1 dir=$RUN/$1 port i pid backend=${3:-$SINK_PORT}
 	mkdir -p "$dir"
 	chown nobody "$dir"
 	ln -sf "$RUN/unbound.conf" "$dir/unbound.conf"
 	printf '%s\n' "$2" >"$dir/local.rules"
 	port=$(free_port) || return 1
 	mxw_write_conf "$dir" "$(free_port)" "proxy_listen = 127.0.0.1:$port" \
-		"proxy_backend = 127.0.0.1:$SINK_PORT" "proxy_backend_forward = none" \
+		"proxy_backend = 127.0.0.1:$backend" "proxy_backend_forward = none" \
 		"proxy_max_per_ip = 1000" "proxy_max_connections = 2000" "user = nobody"
 	sed -i 's/^log_level = .*/log_level = info/' "$dir/mxwarden.conf"
 	"$BENCH_MXW" proxy -f -c "$dir/mxwarden.conf" >>"$dir/mxwarden.log" 2>&1 &
@@ -440,9 +441,14 @@ bench_proxy() {
 }
 
 # bench_px_round PORT MSGS SESSIONS LOG - one timed smtp-source run to
-# PORT; prints msg/s, or fails on any SMTP error.
+# PORT; prints msg/s, or fails on any SMTP error. With BENCH_PX_DRAIN
+# set (a Postfix queue), waits first until that queue is empty.
 bench_px_round() {
 	local secs
+	if [ -n "${BENCH_PX_DRAIN:-}" ] && ! bench_drain "$BENCH_PX_DRAIN" 60; then
+		echo "queue $BENCH_PX_DRAIN does not drain" >>"$4"
+		return 1
+	fi
 	secs=$(bench_source "$1" "$2" "$3" "$4") || return 1
 	awk -v n="$2" -v s="$secs" 'BEGIN { printf "%.2f\n", n / s }'
 }
@@ -520,6 +526,29 @@ bench_proxy_tp() {
 		bench_threads "$PX_PID_px"), fds $(bench_fds "$PX_PID_px") after the rounds;" \
 		"   log problems: $(bench_px_errors px)" ""
 	[ "$(bench_px_errors px)" = 0 ] || bench_fail "proxy px logged errors or refusals"
+	bench_proxy_postfix
+}
+
+# bench_proxy_postfix - the same comparison in front of a real MTA: the
+# Postfix without milter of section 1 (queue file, fsync, delivery to
+# the sink) straight, against the proxy in front of it. For reference:
+# what an administrator who moves Postfix behind the proxy sees.
+bench_proxy_postfix() {
+	local s
+	out "   The same in front of a real MTA: smtp-source straight to Postfix (no" \
+		"   milter; its queue, fsync and delivery to the sink) against" \
+		"   smtp-source -> mxwarden proxy -> that Postfix; each round after" \
+		"   Postfix's queue has drained"
+	bench_proxy pxp "" "$PORT_none" || { bench_fail "the proxy in front of Postfix does not start"; out ""; return; }
+	BENCH_PX_DRAIN=$QUEUE_none bench_px_warm "$PORT_none"
+	BENCH_PX_DRAIN=$QUEUE_none bench_px_warm "$PX_PORT_pxp"
+	for s in $BENCH_PROXY_CONC; do
+		BENCH_PX_DRAIN=$QUEUE_none bench_ab Postfix "$PORT_none" \
+			"via proxy" "$PX_PORT_pxp" "$s"
+	done
+	out "   log problems: $(bench_px_errors pxp), Postfix: $(bench_pf_errors "$LOG_none")" ""
+	[ "$(bench_px_errors pxp)" = 0 ] || bench_fail "proxy pxp logged errors or refusals"
+	[ "$(bench_pf_errors "$LOG_none")" = 0 ] || bench_fail "Postfix 'none' logged errors"
 }
 
 # bench_px_errors NAME - refusals, tempfails and backend failures in the
