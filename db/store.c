@@ -8,6 +8,12 @@
  * atomic. A mutex serialises use of the one connection; the prepared
  * statements live with it. Called by the engine's checks (relay,
  * harvest, ratelimit, greylist), the history recorder and `mxwarden db`.
+ *
+ * History rows are not written by the transaction that made them: they
+ * are queued and a writer thread of the store's own commits them in
+ * batches (one commit per STORE_HIST_DELAY_MS at most, instead of one
+ * per message). A crash loses at most that much history; store_close
+ * and store_stats write what is queued first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +34,18 @@
 #define STORE_REOPEN_EVERY	5	/* seconds between reopen attempts */
 #define STORE_PRUNE_EVERY	60	/* seconds between batch prunes */
 #define STORE_PRUNE_BATCH	500	/* rows per table per batch prune */
+#define STORE_HIST_DELAY_MS	100	/* a queued history row waits at most */
+#define STORE_HIST_BATCH	256	/* rows that start a commit at once */
+#define STORE_HIST_MAX		20000	/* queued rows; more are dropped */
+
+/* A history row waiting for the writer: the strings follow the struct. */
+struct store_hrow {
+	struct store_hrow *next;
+	long long	 ts;
+	const char	*client_ip, *helo, *mail_from, *action, *symbols;
+	int		 rcpt_count;
+	double		 score;
+};
 
 enum store_stmt {
 	ST_HISTORY, ST_COUNT_ADD, ST_COUNT_READ, ST_SET, ST_GET, ST_DEL_ENTRY,
@@ -91,10 +109,21 @@ struct store {
 	time_t		 last_reopen;
 	time_t		 last_log[5];	/* per failure class */
 	int		 batch;		/* inside store_batch_begin/end */
+	struct {			/* the history queue, under its lock */
+		pthread_mutex_t	 lock;
+		pthread_cond_t	 cv;
+		struct store_hrow *head, **tail;
+		size_t		 n;
+		long		 dropped;
+		pthread_t	 tid;
+		int		 started, stop;
+	} hq;
 };
 
 static void store_fail(struct store *s, const char *what, int rc);
 static void store_lock_init(struct store *s);
+static void store_hist_stop(struct store *s);
+static void store_hist_flush(struct store *s);
 static int store_step_done(sqlite3_stmt *st);
 
 static const char *const store_migrations[] = {
@@ -261,6 +290,9 @@ store_lock_init(struct store *s)
 	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&s->lock, &a);
 	pthread_mutexattr_destroy(&a);
+	pthread_mutex_init(&s->hq.lock, NULL);
+	pthread_cond_init(&s->hq.cv, NULL);
+	s->hq.tail = &s->hq.head;
 }
 
 struct store *
@@ -310,7 +342,11 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	store_hist_stop(s);
+	store_hist_flush(s);
 	store_disconnect(s);
+	pthread_mutex_destroy(&s->hq.lock);
+	pthread_cond_destroy(&s->hq.cv);
 	pthread_mutex_destroy(&s->lock);
 	free(s->path);
 	free(s);
@@ -434,34 +470,172 @@ store_maybe_prune(struct store *s, time_t now)
 	store_prune_batch(s, now, STORE_PRUNE_BATCH);
 }
 
+/* store_hist_write - commit the rows of list in one transaction and free
+ * them. Rows the database refuses are lost (and logged by store_fail). */
+static void
+store_hist_write(struct store *s, struct store_hrow *list)
+{
+	struct store_hrow *r, *next;
+	int rc = SQLITE_DONE;
+
+	if (list == NULL)
+		return;
+	if (store_ready(s) == 0) {
+		store_batch_begin(s);
+		sqlite3_stmt *st = s->st[ST_HISTORY];
+		for (r = list; r != NULL && rc == SQLITE_DONE && s->db != NULL;
+		    r = r->next) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)r->ts);
+			sqlite3_bind_text(st, 2, r->client_ip, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, r->helo, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, r->mail_from, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 5, r->rcpt_count);
+			sqlite3_bind_text(st, 6, r->action, -1, SQLITE_STATIC);
+			sqlite3_bind_double(st, 7, r->score);
+			sqlite3_bind_text(st, 8, r->symbols, -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			store_done(st);
+		}
+		if (rc != SQLITE_DONE)
+			store_fail(s, "history insert", rc);
+		store_batch_end(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	for (r = list; r != NULL; r = next) {
+		next = r->next;
+		free(r);
+	}
+}
+
+/* store_hist_take - the queued rows, the queue emptied. Caller holds
+ * hq.lock. */
+static struct store_hrow *
+store_hist_take(struct store *s)
+{
+	struct store_hrow *list = s->hq.head;
+
+	s->hq.head = NULL;
+	s->hq.tail = &s->hq.head;
+	s->hq.n = 0;
+	return list;
+}
+
+/* store_hist_flush - write what is queued, in the caller's thread. */
+static void
+store_hist_flush(struct store *s)
+{
+	pthread_mutex_lock(&s->hq.lock);
+	struct store_hrow *list = store_hist_take(s);
+	pthread_mutex_unlock(&s->hq.lock);
+	store_hist_write(s, list);
+}
+
+/* store_hist_main - the writer: waits for a first row, lets more come
+ * for up to STORE_HIST_DELAY_MS (or until a batch is full), commits
+ * them together. */
+static void *
+store_hist_main(void *arg)
+{
+	struct store *s = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&s->hq.lock);
+	while (!s->hq.stop) {
+		if (s->hq.n == 0) {
+			pthread_cond_wait(&s->hq.cv, &s->hq.lock);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += STORE_HIST_DELAY_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!s->hq.stop && s->hq.n < STORE_HIST_BATCH &&
+		    pthread_cond_timedwait(&s->hq.cv, &s->hq.lock, &until) == 0)
+			;
+		struct store_hrow *list = store_hist_take(s);
+		pthread_mutex_unlock(&s->hq.lock);
+		store_hist_write(s, list);
+		pthread_mutex_lock(&s->hq.lock);
+	}
+	pthread_mutex_unlock(&s->hq.lock);
+	return NULL;
+}
+
+/* store_hist_stop - end the writer (what is still queued stays). */
+static void
+store_hist_stop(struct store *s)
+{
+	pthread_mutex_lock(&s->hq.lock);
+	int started = s->hq.started;
+	s->hq.stop = 1;
+	s->hq.started = 0;
+	pthread_cond_signal(&s->hq.cv);
+	pthread_mutex_unlock(&s->hq.lock);
+	if (started)
+		pthread_join(s->hq.tid, NULL);
+}
+
+/* store_hist_copy - copy str (NULL: "") to *at, advance *at. */
+static const char *
+store_hist_copy(char **at, const char *str)
+{
+	char *p = *at;
+	size_t n = strlen(str ? str : "") + 1;
+
+	memcpy(p, str ? str : "", n);
+	*at = p + n;
+	return p;
+}
+
 int
 store_history_add(struct store *s, const struct txn *t, const char *action)
 {
 	struct buf syms;
-	int rc;
+	struct store_hrow *r;
+	size_t need;
+	char *at;
+	int queued = 0;
 
-	if (store_ready(s) != 0)
-		return -1;
 	buf_init(&syms, 8192);
 	for (size_t i = 0; i < t->nsym; i++)
 		buf_printf(&syms, "%s%s", i ? "," : "", t->sym[i].name);
-	sqlite3_stmt *st = s->st[ST_HISTORY];
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
-	sqlite3_bind_text(st, 2, t->client_ip ? t->client_ip : "", -1,
-	    SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, t->helo, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, t->mail_from, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 5, (int)t->nrcpt);
-	sqlite3_bind_text(st, 6, action, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 7, t->score);
-	sqlite3_bind_text(st, 8, syms.data ? syms.data : "", -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	store_done(st);
-	if (rc != SQLITE_DONE)
-		store_fail(s, "history insert", rc);
-	pthread_mutex_unlock(&s->lock);
+	const char *sym = syms.data ? syms.data : "";
+	need = sizeof(*r) + strlen(t->client_ip ? t->client_ip : "") +
+	    strlen(t->helo ? t->helo : "") +
+	    strlen(t->mail_from ? t->mail_from : "") + strlen(action) +
+	    strlen(sym) + 5;
+	r = xmalloc(need);
+	at = (char *)(r + 1);
+	r->next = NULL;
+	r->ts = (long long)time(NULL);
+	r->client_ip = store_hist_copy(&at, t->client_ip);
+	r->helo = store_hist_copy(&at, t->helo);
+	r->mail_from = store_hist_copy(&at, t->mail_from);
+	r->action = store_hist_copy(&at, action);
+	r->symbols = store_hist_copy(&at, sym);
+	r->rcpt_count = (int)t->nrcpt;
+	r->score = t->score;
 	buf_free(&syms);
-	return rc == SQLITE_DONE ? 0 : -1;
+
+	pthread_mutex_lock(&s->hq.lock);
+	if (!s->hq.started && !s->hq.stop &&
+	    pthread_create(&s->hq.tid, NULL, store_hist_main, s) == 0)
+		s->hq.started = 1;
+	if (s->hq.started && s->hq.n < STORE_HIST_MAX) {
+		*s->hq.tail = r;
+		s->hq.tail = &r->next;
+		if (++s->hq.n == 1 || s->hq.n == STORE_HIST_BATCH)
+			pthread_cond_signal(&s->hq.cv);
+		queued = 1;
+	}
+	if (!queued && s->hq.dropped++ % 1000 == 0)
+		log_warn("database %s: history writer %s: row dropped (%ld so"
+		    " far)", s->path, s->hq.started ? "behind" : "not running",
+		    s->hq.dropped);
+	pthread_mutex_unlock(&s->hq.lock);
+	if (!queued)
+		free(r);
+	return queued ? 0 : -1;
 }
 
 int
@@ -722,6 +896,7 @@ store_stats(struct store *s, struct store_stats *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	store_hist_flush(s);
 	if (store_ready(s) != 0)
 		return -1;
 	rc = store_scalar(s, "SELECT count(*) FROM counters", &out->counters) ||

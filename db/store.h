@@ -70,7 +70,10 @@ int		 store_schema_version(struct store *s);
 /* store_schema_known - the newest version this binary knows. */
 int		 store_schema_known(void);
 
-/* store_history_add - record a finished transaction. 0 or -1. */
+/* store_history_add - record a finished transaction: queued, and
+ * committed by the store's writer thread within STORE_HIST_DELAY_MS
+ * (100 ms), with the other rows of that time. 0, or -1 when the row
+ * was dropped (the queue is full or the writer could not start). */
 int		 store_history_add(struct store *s, const struct txn *t,
 		    const char *action);
 

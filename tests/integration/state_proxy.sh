@@ -132,6 +132,38 @@ sleep 6.5
 out=$(msg 127.0.0.55 rl@sender.test known@local.test)
 like "$out" '^250 ' "rate limit: recovers after the window"
 
+# ---- history: each transaction's row, committed by the writer ----
+# hist_rows SENDER - the history rows of that sender, one a line
+# (client|helo|recipients|action|symbols), as another process reads the
+# database: the daemon's writer commits within 100 ms; waits up to 3 s
+# for a first row.
+hist_rows() {
+	/usr/bin/python3 - "$MXW_RUN/p/mxwarden.db" "$1" <<'PY'
+import sqlite3, sys, time
+for _ in range(30):
+    db = sqlite3.connect(sys.argv[1], timeout=5)
+    rows = db.execute("SELECT client_ip, helo, rcpt_count, action, symbols"
+                      " FROM history WHERE mail_from = ? ORDER BY id",
+                      (sys.argv[2],)).fetchall()
+    db.close()
+    if rows:
+        for r in rows:
+            print('|'.join(str(v) for v in r))
+        break
+    time.sleep(0.1)
+PY
+}
+like "$(hist_rows h7@sender.test)" '^127\.0\.0\.40\|client\.sender\.test\|1\|accept\|' \
+	"history: an accepted message's row (client, HELO, recipients, action)"
+out=$(hist_rows rl@sender.test)
+is "$(printf '%s\n' "$out" | cut -d'|' -f4 | tr '\n' ' ')" \
+	"accept accept accept tempfail accept " \
+	"history: one row per transaction, in order, the rate-limited one tempfail"
+like "$out" 'tempfail\|[^
+]*RATE_LIMITED' "history: ... with its symbol"
+out=$(msg 127.0.0.56 last@sender.test known@local.test)
 stop_pid "$PROXY_PID"
 is "$MXW_STOP_STATUS" 0 "proxy stops cleanly on SIGTERM"
+like "$(hist_rows last@sender.test)" '\|accept\|' \
+	"history: the last message's row is there after the proxy stopped"
 done_testing

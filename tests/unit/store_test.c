@@ -1,7 +1,8 @@
 /*
  * store_test.c - the state store (db/store.c): migrations, the counter,
  * entries with expiry, listing and pruning, exact counts with threads
- * and with processes sharing the file, a locked database and recovery.
+ * and with processes sharing the file, a locked database and recovery,
+ * the history rows written in batches by the store's writer thread.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "txn.h"
 #include "util.h"
 
 struct fx {
@@ -341,12 +343,90 @@ test_batch(void **state)
 	store_close(b);
 }
 
+struct hist_worker {
+	struct store	*s;
+	int		 n, errors;
+};
+
+static void *
+hist_run(void *arg)
+{
+	struct hist_worker *w = arg;
+	struct txn_sym sym[2] = { { .name = "SPF_PASS" }, { .name = "DKIM_PASS" } };
+	struct txn t = { .client_ip = "192.0.2.1", .helo = "h.example",
+		.mail_from = "a@example.org", .nrcpt = 1, .sym = sym, .nsym = 2,
+		.score = -1.5 };
+
+	for (int i = 0; i < w->n; i++)
+		if (store_history_add(w->s, &t, "accept") != 0)
+			w->errors++;
+	return NULL;
+}
+
+/* history_seen - the rows another connection sees, waiting up to 3 s
+ * for them to reach want (-1 on error). */
+static long
+history_seen(struct fx *f, long want)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long n = -1;
+
+	if (sqlite3_open(f->path, &db) != SQLITE_OK)
+		return -1;
+	for (int i = 0; i < 300 && n != want; i++) {
+		if (i > 0)
+			usleep(10000);
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM history WHERE "
+		    "symbols = 'SPF_PASS,DKIM_PASS' AND action = 'accept'", -1,
+		    &st, NULL) != SQLITE_OK)
+			break;
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = (long)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+/* History rows from several threads are all committed by the writer,
+ * without a flush, and seen by another connection; rows still queued
+ * when the store is closed are written by store_close. */
+static void
+test_history(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	pthread_t th[4];
+	struct hist_worker w[4];
+	struct store_stats st;
+
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct hist_worker){ .s = s, .n = 500 };
+		pthread_create(&th[i], NULL, hist_run, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].errors, 0);
+	}
+	assert_int_equal(history_seen(f, 2000), 2000);
+	w[0].n = 7;
+	hist_run(&w[0]);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.history, 2007);
+	w[0].n = 10;
+	hist_run(&w[0]);
+	store_close(s);
+	assert_int_equal(history_seen(f, 2017), 2017);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
