@@ -34,6 +34,7 @@
 
 #include "buf.h"
 #include "dkim.h"
+#include "dkim_keycache.h"
 #include "dns.h"
 #include "log.h"
 #include "util.h"
@@ -112,6 +113,7 @@ chk_dkim_free(struct chk_dkim *c)
 		return;
 	if (c->lib != NULL)
 		dkim_close(c->lib);
+	chk_dkim_keycache_clear();
 	free(c);
 }
 

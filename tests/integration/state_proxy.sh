@@ -133,12 +133,12 @@ out=$(msg 127.0.0.55 rl@sender.test known@local.test)
 like "$out" '^250 ' "rate limit: recovers after the window"
 
 # ---- history: each transaction's row, committed by the writer ----
-# hist_rows SENDER - the history rows of that sender, one a line
+# hist_rows SENDER [N] - the history rows of that sender, one a line
 # (client|helo|recipients|action|symbols), as another process reads the
 # database: the daemon's writer commits within 100 ms; waits up to 3 s
-# for a first row.
+# for N rows (default 1).
 hist_rows() {
-	/usr/bin/python3 - "$MXW_RUN/p/mxwarden.db" "$1" <<'PY'
+	/usr/bin/python3 - "$MXW_RUN/p/mxwarden.db" "$1" "${2:-1}" <<'PY'
 import sqlite3, sys, time
 for _ in range(30):
     db = sqlite3.connect(sys.argv[1], timeout=5)
@@ -146,16 +146,16 @@ for _ in range(30):
                       " FROM history WHERE mail_from = ? ORDER BY id",
                       (sys.argv[2],)).fetchall()
     db.close()
-    if rows:
-        for r in rows:
-            print('|'.join(str(v) for v in r))
+    if len(rows) >= int(sys.argv[3]):
         break
     time.sleep(0.1)
+for r in rows:
+    print('|'.join(str(v) for v in r))
 PY
 }
 like "$(hist_rows h7@sender.test)" '^127\.0\.0\.40\|client\.sender\.test\|1\|accept\|' \
 	"history: an accepted message's row (client, HELO, recipients, action)"
-out=$(hist_rows rl@sender.test)
+out=$(hist_rows rl@sender.test 5)
 is "$(printf '%s\n' "$out" | cut -d'|' -f4 | tr '\n' ' ')" \
 	"accept accept accept tempfail accept " \
 	"history: one row per transaction, in order, the rate-limited one tempfail"

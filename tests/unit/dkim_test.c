@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "dkim.h"
+#include "dkim_keycache.h"
 #include "dns.h"
 #include "txn.h"
 #include "util.h"
@@ -590,6 +591,34 @@ test_signature_bound(void **state)
 	free(m);
 }
 
+/* libopendkim's key decoding goes through the cache: a key published
+ * under two names is decoded once and verifies both signatures; a key
+ * that does not decode is not kept; freeing the library empties it. */
+static void
+test_key_cache(void **state)
+{
+	char *m1, *m2, *m3;
+	struct txn *t;
+
+	(void)state;
+	NEED_KEYS();
+	m1 = sign(NULL, "rsa-sha256", "dkim.test", "rsa", base_msg);
+	m2 = sign(NULL, "rsa-sha256", "other.test", "rsa", m1);
+	m3 = sign(NULL, "rsa-sha256", "dkim.test", "junk", m2);
+	chk_dkim_keycache_clear();
+	t = run_msg(m3);
+	assert_int_equal(t->ndkim, 3);
+	assert_int_equal(find(t, "dkim.test", "rsa")->res, CHK_PASS);
+	assert_int_equal(find(t, "other.test", "rsa")->res, CHK_PASS);
+	assert_int_equal(find(t, "dkim.test", "junk")->res, CHK_PERMERROR);
+	assert_int_equal(chk_dkim_keycache_size(), 1);
+	done(t);
+	assert_int_equal(chk_dkim_keycache_size(), 0);
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
 static void
 test_free_unused(void **state)
 {
@@ -621,6 +650,7 @@ main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_two_signatures),
 		cmocka_unit_test(test_signature_bound),
+		cmocka_unit_test(test_key_cache),
 		cmocka_unit_test(test_free_unused),
 	};
 

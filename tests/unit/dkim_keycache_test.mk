@@ -1,0 +1,1 @@
+dkim_keycache_test_SRCS = policy/dkim_keycache.c policy/util.c policy/log.c
