@@ -1,0 +1,1 @@
+addr_fuzz_SRCS = policy/addr.c policy/util.c policy/log.c

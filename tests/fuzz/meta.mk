@@ -1,0 +1,1 @@
+meta_fuzz_SRCS = policy/meta.c policy/util.c policy/log.c
