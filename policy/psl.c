@@ -88,12 +88,21 @@ psl_line(struct psl *p, char *line)
 		psl_set_add(&p->rule, r);
 }
 
+/* psl_set_sort - sort a set; an empty one has no array (v is NULL),
+ * which qsort must not be given. */
+static void
+psl_set_sort(struct psl_set *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(char *), psl_cmp);
+}
+
 static void
 psl_sort(struct psl *p)
 {
-	qsort(p->rule.v, p->rule.n, sizeof(char *), psl_cmp);
-	qsort(p->wild.v, p->wild.n, sizeof(char *), psl_cmp);
-	qsort(p->excp.v, p->excp.n, sizeof(char *), psl_cmp);
+	psl_set_sort(&p->rule);
+	psl_set_sort(&p->wild);
+	psl_set_sort(&p->excp);
 }
 
 static void

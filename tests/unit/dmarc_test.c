@@ -488,6 +488,25 @@ test_psl(void **state)
 	assert_non_null(strstr(err, "nonexistent"));
 }
 
+/* A list without wildcard or exception rules, or with no rule at all
+ * (found by the dmarc fuzz target: qsort was given a NULL array). */
+static void
+test_psl_sparse(void **state)
+{
+	char out[256];
+	struct psl *p = psl_from_text("com\n");
+
+	(void)state;
+	assert_int_equal(psl_org_domain(p, "a.b.example.com", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "example.com");
+	psl_close(p);
+	p = psl_from_text("// only a comment\n");
+	assert_int_equal(psl_org_domain(p, "a.b.example", out, sizeof(out)), 0);
+	assert_string_equal(out, "b.example");
+	psl_close(p);
+}
+
 static void
 test_psl_debian(void **state)
 {
@@ -534,6 +553,7 @@ main(void)
 		cmocka_unit_test(test_spf_identity),
 		cmocka_unit_test(test_rerun_replaces),
 		cmocka_unit_test(test_psl),
+		cmocka_unit_test(test_psl_sparse),
 		cmocka_unit_test(test_psl_debian),
 	};
 
