@@ -49,14 +49,14 @@ fuzz_next(const uint8_t **data, size_t *size)
 	return s;
 }
 
-/* fuzz_tmpfile - a new file under $TMPDIR (default /tmp) holding
+/* fuzz_tmpfile - a new file under $TMPDIR (default P_tmpdir) holding
  * data[0..size). Its path, or NULL; fuzz_tmpfile_done() removes it. */
 static inline char *
 fuzz_tmpfile(const uint8_t *data, size_t size)
 {
 	const char *dir = getenv("TMPDIR");
 	char *path = xasprintf("%s/mxw-fuzz-XXXXXX",
-	    dir && *dir ? dir : "/tmp");
+	    dir && *dir ? dir : P_tmpdir);
 	int fd = mkstemp(path);
 
 	if (fd < 0) {
