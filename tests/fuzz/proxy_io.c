@@ -10,6 +10,7 @@
  * event loop does (lines resumed after PL_AGAIN). The line buffer is
  * exactly limit + 1 bytes. Reading must end at EOF.
  */
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "fuzz.h"
@@ -43,9 +44,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct proxy_io io;
 	int sv[2];
 
+	/* the io's end is non-blocking, as proxy_io_init requires */
 	if (size < 1 || size > FUZZ_IO_MAX ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return 0;
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0)
+		abort();
 	size_t max = maxes[data[0] & 3];
 	size_t piece = (size_t)(data[0] >> 3) + 1;
 	int nowait = data[0] & 4;
