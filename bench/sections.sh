@@ -591,4 +591,29 @@ ratelimit bench_rcpt_per_msg rcpt_per_msg 1000"
 	for n in px0 pxs; do
 		[ "$(bench_px_errors $n)" = 0 ] || bench_fail "proxy $n logged errors or refusals"
 	done
+	bench_state_blocks "$rules"
+}
+
+# bench_state_blocks RULES - state on, against the same with 20,000
+# harvest blocks of other IPs in the database (a dictionary attack from
+# many addresses): the block lookup at each connection must not read
+# them all.
+bench_state_blocks() {
+	out "   The same state on, against state on with 20,000 harvest blocks of" \
+		"   other IPs in its database"
+	bench_proxy pxb "$1" || { bench_fail "the proxy with blocks does not start"; out ""; return; }
+	/usr/bin/python3 - "$RUN/pxb/mxwarden.db" <<'PY' ||
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=10)
+now = int(time.time())
+db.executemany("INSERT OR REPLACE INTO entries VALUES ('block', ?, 'harvest', ?, ?)",
+               [("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255), now, now + 86400)
+                for i in range(20000)])
+db.commit()
+PY
+		{ bench_fail "cannot add the blocks"; out ""; return; }
+	bench_px_warm "$PX_PORT_pxb"
+	bench_ab "state on" "$PX_PORT_pxs" "20,000 blocks" "$PX_PORT_pxb" "$BENCH_STATE_SESSIONS"
+	out "   log problems: $(bench_px_errors pxb)" ""
+	[ "$(bench_px_errors pxb)" = 0 ] || bench_fail "proxy pxb logged errors or refusals"
 }

@@ -50,7 +50,8 @@ struct store_hrow {
 enum store_stmt {
 	ST_HISTORY, ST_COUNT_ADD, ST_COUNT_READ, ST_SET, ST_GET, ST_DEL_ENTRY,
 	ST_DEL_COUNTER, ST_PRUNE_COUNTERS, ST_PRUNE_ENTRIES, ST_LIST_ENTRIES,
-	ST_LIST_COUNTERS, ST_LIST_ENTRIES_PFX, ST_LIST_COUNTERS_PFX, ST_BEGIN,
+	ST_LIST_COUNTERS, ST_LIST_ENTRIES_PFX, ST_LIST_COUNTERS_PFX, ST_LIST_IP,
+	ST_BEGIN,
 	ST_COMMIT, ST_ROLLBACK, ST_COUNT
 };
 
@@ -93,6 +94,15 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_LIST_COUNTERS_PFX] = "SELECT kind, key, count, start, expires FROM "
 	    "counters WHERE substr(kind, 1, length(?1)) = ?1 AND expires > ?2 "
 	    "ORDER BY kind, key",
+	/* store_list_ip: ?3 the IP. Its own entry by the primary key, then
+	 * the networks through their index (migration 3; INDEXED BY makes
+	 * a plan that would read every entry of the kind an error). */
+	[ST_LIST_IP] = "SELECT kind, key, value, created, expires FROM "
+	    "entries WHERE kind = ?1 AND key = ?3 AND (expires = 0 OR "
+	    "expires > ?2) UNION ALL SELECT * FROM (SELECT kind, key, value, "
+	    "created, expires FROM entries INDEXED BY entries_nets WHERE "
+	    "kind = ?1 AND instr(key, '/') > 0 AND (expires = 0 OR "
+	    "expires > ?2) ORDER BY kind, key)",
 	/* store_batch_begin/end, several times per message */
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
@@ -470,17 +480,37 @@ store_maybe_prune(struct store *s, time_t now)
 	store_prune_batch(s, now, STORE_PRUNE_BATCH);
 }
 
-/* store_hist_write - commit the rows of list in one transaction and free
- * them. Rows the database refuses are lost (and logged by store_fail). */
-static void
-store_hist_write(struct store *s, struct store_hrow *list)
+/* store_hist_take - the queued rows, the queue emptied. */
+static struct store_hrow *
+store_hist_take(struct store *s)
 {
-	struct store_hrow *r, *next;
+	pthread_mutex_lock(&s->hq.lock);
+	struct store_hrow *list = s->hq.head;
+	s->hq.head = NULL;
+	s->hq.tail = &s->hq.head;
+	s->hq.n = 0;
+	pthread_mutex_unlock(&s->hq.lock);
+	return list;
+}
+
+/*
+ * store_hist_flush - commit the queued rows in one transaction, in the
+ * caller's thread (the writer's, store_close's, store_stats'). The rows
+ * are taken with the store's lock held, so that once another thread
+ * holds that lock no row taken from the queue is still uncommitted.
+ * Rows the database refuses, or all when there is none, are lost (and
+ * logged by store_fail or store_ready).
+ */
+static void
+store_hist_flush(struct store *s)
+{
+	struct store_hrow *list, *r, *next;
 	int rc = SQLITE_DONE;
 
-	if (list == NULL)
-		return;
-	if (store_ready(s) == 0) {
+	int ready = store_ready(s) == 0;	/* the lock, when 1 */
+
+	list = store_hist_take(s);
+	if (ready) {
 		store_batch_begin(s);
 		sqlite3_stmt *st = s->st[ST_HISTORY];
 		for (r = list; r != NULL && rc == SQLITE_DONE && s->db != NULL;
@@ -507,29 +537,6 @@ store_hist_write(struct store *s, struct store_hrow *list)
 	}
 }
 
-/* store_hist_take - the queued rows, the queue emptied. Caller holds
- * hq.lock. */
-static struct store_hrow *
-store_hist_take(struct store *s)
-{
-	struct store_hrow *list = s->hq.head;
-
-	s->hq.head = NULL;
-	s->hq.tail = &s->hq.head;
-	s->hq.n = 0;
-	return list;
-}
-
-/* store_hist_flush - write what is queued, in the caller's thread. */
-static void
-store_hist_flush(struct store *s)
-{
-	pthread_mutex_lock(&s->hq.lock);
-	struct store_hrow *list = store_hist_take(s);
-	pthread_mutex_unlock(&s->hq.lock);
-	store_hist_write(s, list);
-}
-
 /* store_hist_main - the writer: waits for a first row, lets more come
  * for up to STORE_HIST_DELAY_MS (or until a batch is full), commits
  * them together. */
@@ -552,9 +559,8 @@ store_hist_main(void *arg)
 		while (!s->hq.stop && s->hq.n < STORE_HIST_BATCH &&
 		    pthread_cond_timedwait(&s->hq.cv, &s->hq.lock, &until) == 0)
 			;
-		struct store_hrow *list = store_hist_take(s);
 		pthread_mutex_unlock(&s->hq.lock);
-		store_hist_write(s, list);
+		store_hist_flush(s);
 		pthread_mutex_lock(&s->hq.lock);
 	}
 	pthread_mutex_unlock(&s->hq.lock);
@@ -759,8 +765,8 @@ store_list_query(struct store *s, enum store_stmt which, const char *kind,
     void *arg, int *stop)
 {
 	sqlite3_stmt *st = s->st[which];
-	int rc = SQLITE_DONE, entries = which == ST_LIST_ENTRIES ||
-	    which == ST_LIST_ENTRIES_PFX;
+	int rc = SQLITE_DONE, entries = which != ST_LIST_COUNTERS &&
+	    which != ST_LIST_COUNTERS_PFX;
 
 	sqlite3_bind_text(st, 1, kind, (int)klen, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
@@ -818,6 +824,21 @@ store_list_entries(struct store *s, const char *kind, time_t now,
     int (*fn)(const struct store_row *row, void *arg), void *arg)
 {
 	return store_list_rows(s, kind, now, fn, arg, 0);
+}
+
+int
+store_list_ip(struct store *s, const char *kind, const char *ip, time_t now,
+    int (*fn)(const struct store_row *row, void *arg), void *arg)
+{
+	int stop = 0, rc;
+
+	if (store_ready(s) != 0)
+		return -1;
+	sqlite3_bind_text(s->st[ST_LIST_IP], 3, ip, -1, SQLITE_STATIC);
+	rc = store_list_query(s, ST_LIST_IP, kind, strlen(kind), now, fn, arg,
+	    &stop);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 long

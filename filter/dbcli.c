@@ -152,10 +152,28 @@ dbcli_target_ok(const char *t, int ip_only)
 	return strchr(t, '@') != NULL && t[strlen(t) - 1] != '@';
 }
 
+/* dbcli_key - target as stored: an IP in its canonical text (the form
+ * the daemons look up: 2001:DB8:0::1 is 2001:db8::1), anything else as
+ * given. */
+static const char *
+dbcli_key(const char *target, char *buf, size_t len)
+{
+	unsigned char b[16];
+
+	if (inet_pton(AF_INET6, target, b) == 1 &&
+	    inet_ntop(AF_INET6, b, buf, (socklen_t)len) != NULL)
+		return buf;
+	if (inet_pton(AF_INET, target, b) == 1 &&
+	    inet_ntop(AF_INET, b, buf, (socklen_t)len) != NULL)
+		return buf;
+	return target;
+}
+
 static int
 dbcli_set(struct store *s, int argc, char **argv, const char *kind,
     const char *dflt_value)
 {
+	char kbuf[INET6_ADDRSTRLEN];
 	const char *value = dflt_value;
 	long dur = 0;
 	time_t now = time(NULL);
@@ -179,31 +197,34 @@ dbcli_set(struct store *s, int argc, char **argv, const char *kind,
 			return 2;
 		}
 	}
-	if (store_set(s, kind, argv[1], value, now, dur ? now + dur : 0) != 0)
+	const char *key = dbcli_key(argv[1], kbuf, sizeof(kbuf));
+	if (store_set(s, kind, key, value, now, dur ? now + dur : 0) != 0)
 		return 1;
-	printf("%s %s%s\n", argv[0], argv[1], dur ? "" : " (no expiry)");
+	printf("%s %s%s\n", argv[0], key, dur ? "" : " (no expiry)");
 	return 0;
 }
 
 static int
 dbcli_unset(struct store *s, int argc, char **argv, const char *kind)
 {
+	char kbuf[INET6_ADDRSTRLEN];
 	int n;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: mxwarden db %s TARGET\n", argv[0]);
 		return 2;
 	}
-	if ((n = store_del(s, kind, argv[1])) < 0)
+	const char *key = dbcli_key(argv[1], kbuf, sizeof(kbuf));
+	if ((n = store_del(s, kind, key)) < 0)
 		return 1;
 	/* Unblocking also forgets the harvest count that caused it. */
-	if (strcmp(kind, "block") == 0 && store_del(s, "harvest", argv[1]) < 0)
+	if (strcmp(kind, "block") == 0 && store_del(s, "harvest", key) < 0)
 		return 1;
 	if (n == 0) {
-		fprintf(stderr, "mxwarden db %s: %s not found\n", argv[0], argv[1]);
+		fprintf(stderr, "mxwarden db %s: %s not found\n", argv[0], key);
 		return 1;
 	}
-	printf("%s %s\n", argv[0], argv[1]);
+	printf("%s %s\n", argv[0], key);
 	return 0;
 }
 

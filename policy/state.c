@@ -92,8 +92,9 @@ state_blocked(struct store *s, const char *ip, time_t now, char *reason,
 {
 	struct state_scan sc = { .ip = ip, .reason = reason, .rlen = rlen };
 
-	/* One read: the blocks are entries, IPs and CIDRs alike. */
-	if (store_list_entries(s, "block", now, state_block_row, &sc) != 0)
+	/* One read: the IP's own block and the networks, not the other
+	 * IPs' blocks (harvest control makes thousands of those). */
+	if (store_list_ip(s, "block", ip, now, state_block_row, &sc) != 0)
 		return -1;
 	return sc.hit;
 }

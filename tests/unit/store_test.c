@@ -76,7 +76,7 @@ test_migrations(void **state)
 	char err[256];
 	sqlite3 *db;
 
-	assert_true(store_schema_known() >= 2);
+	assert_true(store_schema_known() >= 3);
 	assert_int_equal(store_schema_version(s), store_schema_known());
 	store_close(s);
 	/* Opening again changes nothing. */
@@ -343,6 +343,64 @@ test_batch(void **state)
 	store_close(b);
 }
 
+struct ip_rows {
+	char	 keys[8][64];
+	int	 n;
+};
+
+static int
+ip_row(const struct store_row *r, void *arg)
+{
+	struct ip_rows *o = arg;
+
+	if (o->n < 8)
+		str_copy(o->keys[o->n], r->key, sizeof(o->keys[0]));
+	o->n++;
+	return 0;
+}
+
+/* store_list_ip: the IP's own entry first, then the unexpired networks;
+ * none of the thousands of other IPs' entries is read. */
+static void
+test_list_ip(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	time_t t0 = 1700000000;
+	struct ip_rows o;
+	char ip[32];
+
+	store_batch_begin(s);
+	for (int i = 0; i < 3000; i++) {
+		str_fmt(ip, sizeof(ip), "10.0.%d.%d", i / 250, i % 250);
+		assert_int_equal(store_set(s, "block", ip, "harvest", t0, t0 + 60), 0);
+	}
+	store_batch_end(s);
+	assert_int_equal(store_set(s, "block", "10.0.0.0/16", "admin", t0, 0), 0);
+	assert_int_equal(store_set(s, "block", "192.0.2.0/24", "old", t0, t0 + 1), 0);
+	assert_int_equal(store_set(s, "block", "2001:db8::/32", "v6", t0, 0), 0);
+	assert_int_equal(store_set(s, "whitelist", "10.1.0.0/16", "x", t0, 0), 0);
+	assert_int_equal(store_set(s, "block", "10.0.3.7", "harvest", t0, t0 + 60), 0);
+
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(store_list_ip(s, "block", "10.0.3.7", t0 + 10, ip_row, &o), 0);
+	assert_int_equal(o.n, 3);
+	assert_string_equal(o.keys[0], "10.0.3.7");
+	assert_string_equal(o.keys[1], "10.0.0.0/16");
+	assert_string_equal(o.keys[2], "2001:db8::/32");
+	/* an IP with no entry of its own: the networks only */
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(store_list_ip(s, "block", "10.9.9.9", t0 + 10, ip_row, &o), 0);
+	assert_int_equal(o.n, 2);
+	assert_string_equal(o.keys[0], "10.0.0.0/16");
+	/* expired entries are not listed */
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(store_list_ip(s, "block", "10.0.3.7", t0 + 100, ip_row, &o), 0);
+	assert_int_equal(o.n, 2);
+	assert_string_equal(o.keys[0], "10.0.0.0/16");
+	store_close(s);
+}
+
 struct hist_worker {
 	struct store	*s;
 	int		 n, errors;
@@ -427,6 +485,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_ip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
