@@ -134,8 +134,18 @@ ratelimit_run(struct txn *t, struct store *s, enum txn_event ev,
 		char key[512], kind[160];
 		long count;
 
+		long inmem = -1;	/* the count of a limit kept in memory */
+
 		if (ratelimit_stage(rl->key) != ev || t->client_ip == NULL)
 			continue;
+		if (rl->key == RL_RCPT_PER_MSG || rl->key == RL_MSG_PER_CONN) {
+			inmem = rl->key == RL_RCPT_PER_MSG ? (long)t->nrcpt :
+			    (long)t->nmsg;
+			/* Under the limit: whether the client is exempt does
+			 * not matter, and the database is not read. */
+			if (inmem <= rl->limit)
+				continue;
+		}
 		if (rl->key != RL_AUTH_USER) {
 			if (exempt < 0)
 				exempt = t->client_internal ? 1 : s == NULL ? 0 :
@@ -145,16 +155,8 @@ ratelimit_run(struct txn *t, struct store *s, enum txn_event ev,
 			if (exempt)
 				continue;
 		}
-		if (rl->key == RL_RCPT_PER_MSG) {
-			if (t->nrcpt > (size_t)rl->limit)
-				return ratelimit_hit(t, rl, (long)t->nrcpt, v);
-			continue;
-		}
-		if (rl->key == RL_MSG_PER_CONN) {
-			if (t->nmsg > (unsigned long)rl->limit)
-				return ratelimit_hit(t, rl, (long)t->nmsg, v);
-			continue;
-		}
+		if (inmem >= 0)
+			return ratelimit_hit(t, rl, inmem, v);
 		if (s == NULL || !ratelimit_key(t, rl->key, key, sizeof(key)))
 			continue;
 		str_fmt(kind, sizeof(kind), "rate:%s", rl->name);

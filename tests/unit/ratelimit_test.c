@@ -154,6 +154,30 @@ test_rcpt_per_msg(void **state)
 	sfx_free(f);
 }
 
+/* A whitelisted client is exempt from the in-memory limits too: the
+ * whitelist is read only once a count is over its limit. */
+static void
+test_rcpt_per_msg_whitelisted(void **state)
+{
+	(void)state;
+	struct sfx *f = sfx_new("ratelimit r rcpt_per_msg 3\n", NULL);
+	struct verdict v;
+	enum verdict_action a;
+	char r[64];
+
+	assert_int_equal(store_set(f->s, "whitelist", "192.0.2.7", "admin",
+	    state_now(), 0), 0);
+	struct txn *t = sfx_conn(f, "192.0.2.7", NULL, &a, &v);
+	assert_int_equal(sfx_mail(t, "<a@sender.test>", &v), VERDICT_CONTINUE);
+	for (int i = 0; i < RL_LIMIT + 2; i++) {
+		str_fmt(r, sizeof(r), "<u%d@local.test>", i);
+		assert_int_equal(sfx_rcpt(t, r, &v), VERDICT_CONTINUE);
+	}
+	assert_int_equal(t->nrcpt, RL_LIMIT + 2);
+	eng_txn_free(t);
+	sfx_free(f);
+}
+
 /* Internal clients are exempt (except from auth_user limits); the
  * rule's own reply is used. */
 static void
@@ -206,6 +230,7 @@ main(void)
 		cmocka_unit_test(test_windowed_keys),
 		cmocka_unit_test(test_msg_per_conn),
 		cmocka_unit_test(test_rcpt_per_msg),
+		cmocka_unit_test(test_rcpt_per_msg_whitelisted),
 		cmocka_unit_test(test_exempt_and_reply),
 		cmocka_unit_test(test_counts_in_store),
 	};
