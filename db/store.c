@@ -50,7 +50,7 @@ struct store_hrow {
 enum store_stmt {
 	ST_HISTORY, ST_COUNT_ADD, ST_COUNT_READ, ST_SET, ST_GET, ST_DEL_ENTRY,
 	ST_DEL_COUNTER, ST_PRUNE_COUNTERS, ST_PRUNE_ENTRIES, ST_LIST_ENTRIES,
-	ST_LIST_COUNTERS, ST_LIST_ENTRIES_PFX, ST_LIST_COUNTERS_PFX, ST_LIST_IP,
+	ST_LIST_COUNTERS, ST_LIST_ENTRIES_PFX, ST_LIST_COUNTERS_PFX, ST_LIST_KEYS,
 	ST_BEGIN,
 	ST_COMMIT, ST_ROLLBACK, ST_COUNT
 };
@@ -94,12 +94,13 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_LIST_COUNTERS_PFX] = "SELECT kind, key, count, start, expires FROM "
 	    "counters WHERE substr(kind, 1, length(?1)) = ?1 AND expires > ?2 "
 	    "ORDER BY kind, key",
-	/* store_list_ip: ?3 the IP. Its own entry by the primary key, then
-	 * the networks through their index (migration 3; INDEXED BY makes
-	 * a plan that would read every entry of the kind an error). */
-	[ST_LIST_IP] = "SELECT kind, key, value, created, expires FROM "
-	    "entries WHERE kind = ?1 AND key = ?3 AND (expires = 0 OR "
-	    "expires > ?2) UNION ALL SELECT * FROM (SELECT kind, key, value, "
+	/* store_list_keys: ?3 ?4 ?5 the keys (NULL: none). Their entries
+	 * by the primary key, then the networks through their index
+	 * (migration 3; INDEXED BY makes a plan that would read every entry
+	 * of the kind an error). */
+	[ST_LIST_KEYS] = "SELECT kind, key, value, created, expires FROM "
+	    "entries WHERE kind = ?1 AND key IN (?3, ?4, ?5) AND (expires = 0 "
+	    "OR expires > ?2) UNION ALL SELECT * FROM (SELECT kind, key, value, "
 	    "created, expires FROM entries INDEXED BY entries_nets WHERE "
 	    "kind = ?1 AND instr(key, '/') > 0 AND (expires = 0 OR "
 	    "expires > ?2) ORDER BY kind, key)",
@@ -827,15 +828,17 @@ store_list_entries(struct store *s, const char *kind, time_t now,
 }
 
 int
-store_list_ip(struct store *s, const char *kind, const char *ip, time_t now,
-    int (*fn)(const struct store_row *row, void *arg), void *arg)
+store_list_keys(struct store *s, const char *kind, const char *const keys[3],
+    time_t now, int (*fn)(const struct store_row *row, void *arg), void *arg)
 {
+	sqlite3_stmt *st = s->st[ST_LIST_KEYS];
 	int stop = 0, rc;
 
 	if (store_ready(s) != 0)
 		return -1;
-	sqlite3_bind_text(s->st[ST_LIST_IP], 3, ip, -1, SQLITE_STATIC);
-	rc = store_list_query(s, ST_LIST_IP, kind, strlen(kind), now, fn, arg,
+	for (int i = 0; i < 3; i++)
+		sqlite3_bind_text(st, 3 + i, keys[i], -1, SQLITE_STATIC);
+	rc = store_list_query(s, ST_LIST_KEYS, kind, strlen(kind), now, fn, arg,
 	    &stop);
 	pthread_mutex_unlock(&s->lock);
 	return rc;

@@ -125,12 +125,13 @@ int		 store_list(struct store *s, const char *kind, time_t now,
 int		 store_list_entries(struct store *s, const char *kind, time_t now,
 		    int (*fn)(const struct store_row *row, void *arg), void *arg);
 
-/* store_list_ip - the unexpired entries of kind that may hold ip: the
- * one whose key is ip (first), then those whose key is a network (has
- * '/'), in key order; the IPs of others are not read. 0 or -1. */
-int		 store_list_ip(struct store *s, const char *kind, const char *ip,
-		    time_t now, int (*fn)(const struct store_row *row, void *arg),
-		    void *arg);
+/* store_list_keys - the unexpired entries of kind that may apply to a
+ * client: those whose key is one of keys (up to 3; NULL: none), then
+ * those whose key is a network (has '/'), in key order. No other entry
+ * of the kind is read. 0 or -1. */
+int		 store_list_keys(struct store *s, const char *kind,
+		    const char *const keys[3], time_t now,
+		    int (*fn)(const struct store_row *row, void *arg), void *arg);
 
 /* store_prune - remove every expired row and history older than
  * history_keep seconds (0: keep all). Rows removed, or -1. */

@@ -152,9 +152,9 @@ dbcli_target_ok(const char *t, int ip_only)
 	return strchr(t, '@') != NULL && t[strlen(t) - 1] != '@';
 }
 
-/* dbcli_key - target as stored: an IP in its canonical text (the form
- * the daemons look up: 2001:DB8:0::1 is 2001:db8::1), anything else as
- * given. */
+/* dbcli_key - target as stored, in the form the daemons look up: an IP
+ * in its canonical text (2001:DB8:0::1 is 2001:db8::1), an address or
+ * @domain in lower case; a CIDR as given. */
 static const char *
 dbcli_key(const char *target, char *buf, size_t len)
 {
@@ -166,6 +166,10 @@ dbcli_key(const char *target, char *buf, size_t len)
 	if (inet_pton(AF_INET, target, b) == 1 &&
 	    inet_ntop(AF_INET, b, buf, (socklen_t)len) != NULL)
 		return buf;
+	if (strchr(target, '@') != NULL && strlen(target) < len) {
+		str_copy(buf, target, len);
+		return str_lower(buf);
+	}
 	return target;
 }
 
@@ -173,7 +177,7 @@ static int
 dbcli_set(struct store *s, int argc, char **argv, const char *kind,
     const char *dflt_value)
 {
-	char kbuf[INET6_ADDRSTRLEN];
+	char kbuf[320];
 	const char *value = dflt_value;
 	long dur = 0;
 	time_t now = time(NULL);
@@ -207,7 +211,7 @@ dbcli_set(struct store *s, int argc, char **argv, const char *kind,
 static int
 dbcli_unset(struct store *s, int argc, char **argv, const char *kind)
 {
-	char kbuf[INET6_ADDRSTRLEN];
+	char kbuf[320];
 	int n;
 
 	if (argc != 2) {

