@@ -432,7 +432,8 @@ _pf_subst() {
 # start_postfix RUNDIR MILTER - MILTER is Postfix's form
 # (inet:127.0.0.1:PORT, unix:/path) or "" for none. Needs start_sink
 # first. MXW_RELAY_DOMAINS (default local.test) are accepted from any
-# 127.0.0.x client; PF_EXTRA_MAIN lines are appended to main.cf.
+# 127.0.0.x client; PF_EXTRA_MAIN lines are appended to main.cf,
+# PF_EXTRA_MASTER lines to master.cf.
 start_postfix() {
 	local run=$1 milter=$2 tmpl=$MXW_TOP/tests/integration/postfix
 	[ "$(id -u)" = 0 ] || { echo "start_postfix: needs root" >&2; return 1; }
@@ -448,6 +449,7 @@ start_postfix() {
 	_pf_subst "$tmpl/main.cf.in" "$milter" >"$PF_CONF/main.cf"
 	[ -n "${PF_EXTRA_MAIN:-}" ] && printf '%s\n' "$PF_EXTRA_MAIN" >>"$PF_CONF/main.cf"
 	_pf_subst "$tmpl/master.cf.in" "$milter" >"$PF_CONF/master.cf"
+	[ -n "${PF_EXTRA_MASTER:-}" ] && printf '%s\n' "$PF_EXTRA_MASTER" >>"$PF_CONF/master.cf"
 	mxw_on_exit "stop_postfix '$PF_QUEUE'"
 	_pf_start "$run" || return 1
 	# A Postfix whose log stays silent has been seen in full runs (many

@@ -29,13 +29,12 @@ fi
 echo '/^X-Mxwarden-Quarantine: yes$/ HOLD quarantined by mxwarden' >"$MXW_RUN/hold.re"
 PF_EXTRA_MAIN="smtpd_authorized_xclient_hosts = 127.0.0.1
 header_checks = regexp:$MXW_RUN/hold.re"
+HA_PORT=$(free_port)
+PF_EXTRA_MASTER="$HA_PORT inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy"
 if ! start_postfix "$MXW_RUN" ""; then
 	not_ok "backend Postfix starts"; done_testing
 fi
-HA_PORT=$(free_port)
-echo "$HA_PORT inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy" \
-	>>"$PF_CONF/master.cf"
-PATH=$PATH:/usr/sbin timeout 60 postfix -c "$PF_CONF" reload >/dev/null 2>&1
+PF_EXTRA_MASTER=
 if wait_port "$HA_PORT" 20; then
 	ok "Postfix listens with smtpd_upstream_proxy_protocol = haproxy"
 else
