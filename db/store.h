@@ -126,8 +126,9 @@ int		 store_list_entries(struct store *s, const char *kind, time_t now,
 		    int (*fn)(const struct store_row *row, void *arg), void *arg);
 
 /* store_list_keys - the unexpired entries of kind that may apply to a
- * client: those whose key is one of keys (up to 3; NULL: none), then
- * those whose key is a network (has '/'), in key order. No other entry
+ * client: those whose key is one of keys (up to 3; NULL: none), in the
+ * order of keys, then those whose key is a network (has '/'), in key
+ * order. No other entry
  * of the kind is read. 0 or -1. */
 int		 store_list_keys(struct store *s, const char *kind,
 		    const char *const keys[3], time_t now,

@@ -401,15 +401,15 @@ test_list_ip(void **state)
 	assert_int_equal(store_list_keys(s, "block", k37, t0 + 100, ip_row, &o), 0);
 	assert_int_equal(o.n, 2);
 	assert_string_equal(o.keys[0], "10.0.0.0/16");
-	/* three keys at once (a whitelist lookup), in key order */
+	/* three keys at once (a whitelist lookup), in the order asked */
 	assert_int_equal(store_set(s, "whitelist", "a@b.test", "x", t0, 0), 0);
 	assert_int_equal(store_set(s, "whitelist", "@c.test", "x", t0, 0), 0);
 	assert_int_equal(store_set(s, "whitelist", "z@b.test", "x", t0, 0), 0);
 	memset(&o, 0, sizeof(o));
 	assert_int_equal(store_list_keys(s, "whitelist", kw, t0, ip_row, &o), 0);
 	assert_int_equal(o.n, 3);
-	assert_string_equal(o.keys[0], "@c.test");
-	assert_string_equal(o.keys[1], "a@b.test");
+	assert_string_equal(o.keys[0], "a@b.test");
+	assert_string_equal(o.keys[1], "@c.test");
 	assert_string_equal(o.keys[2], "10.1.0.0/16");
 	store_close(s);
 }
