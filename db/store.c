@@ -83,10 +83,10 @@ static const char *const store_sql[ST_COUNT] = {
 	[ST_PRUNE_ENTRIES] = "DELETE FROM entries WHERE (kind, key) IN "
 	    "(SELECT kind, key FROM entries WHERE expires > 0 AND "
 	    "expires <= ?1 LIMIT ?2)",
-	/* Listings (store_list): ?1 kind or prefix, ?2 now. Columns: kind,
-	 * key, value or count, created or window start, expires. An exact
-	 * kind (the engine's block and whitelist lookups, at every stage)
-	 * is a range of the primary key; a prefix (`mxwarden db`) scans. */
+	/* Listings (store_list, `mxwarden db list`): ?1 kind or prefix,
+	 * ?2 now. Columns: kind, key, value or count, created or window
+	 * start, expires. An exact kind is a range of the primary key; a
+	 * prefix scans. */
 	[ST_LIST_ENTRIES] = "SELECT kind, key, value, created, expires FROM "
 	    "entries WHERE kind = ?1 AND (expires = 0 OR expires > ?2) "
 	    "ORDER BY kind, key",
@@ -796,11 +796,9 @@ store_list_query(struct store *s, enum store_stmt which, const char *kind,
 	return 0;
 }
 
-/* store_list_rows - store_list, with or without the counters. */
-static int
-store_list_rows(struct store *s, const char *kind, time_t now,
-    int (*fn)(const struct store_row *row, void *arg), void *arg,
-    int counters)
+int
+store_list(struct store *s, const char *kind, time_t now,
+    int (*fn)(const struct store_row *row, void *arg), void *arg)
 {
 	size_t klen = strlen(kind);
 	int stop = 0, rc, prefix = klen > 0 && kind[klen - 1] == '*';
@@ -811,25 +809,11 @@ store_list_rows(struct store *s, const char *kind, time_t now,
 		return -1;
 	rc = store_list_query(s, prefix ? ST_LIST_ENTRIES_PFX : ST_LIST_ENTRIES,
 	    kind, klen, now, fn, arg, &stop);
-	if (counters && rc == 0 && !stop && s->db != NULL)
+	if (rc == 0 && !stop && s->db != NULL)
 		rc = store_list_query(s, prefix ? ST_LIST_COUNTERS_PFX :
 		    ST_LIST_COUNTERS, kind, klen, now, fn, arg, &stop);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
-}
-
-int
-store_list(struct store *s, const char *kind, time_t now,
-    int (*fn)(const struct store_row *row, void *arg), void *arg)
-{
-	return store_list_rows(s, kind, now, fn, arg, 1);
-}
-
-int
-store_list_entries(struct store *s, const char *kind, time_t now,
-    int (*fn)(const struct store_row *row, void *arg), void *arg)
-{
-	return store_list_rows(s, kind, now, fn, arg, 0);
 }
 
 int

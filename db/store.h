@@ -120,16 +120,10 @@ struct store_row {
  * to stop. 0 or -1. */
 int		 store_list(struct store *s, const char *kind, time_t now,
 		    int (*fn)(const struct store_row *row, void *arg), void *arg);
-/* store_list_entries - store_list for entries only (no counters): one
- * query, one read of the database. */
-int		 store_list_entries(struct store *s, const char *kind, time_t now,
-		    int (*fn)(const struct store_row *row, void *arg), void *arg);
-
 /* store_list_keys - the unexpired entries of kind that may apply to a
  * client: those whose key is one of keys (up to 3; NULL: none), in the
  * order of keys, then those whose key is a network (has '/'), in key
- * order. No other entry
- * of the kind is read. 0 or -1. */
+ * order. No other entry of the kind is read. 0 or -1. */
 int		 store_list_keys(struct store *s, const char *kind,
 		    const char *const keys[3], time_t now,
 		    int (*fn)(const struct store_row *row, void *arg), void *arg);
