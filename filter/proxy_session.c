@@ -284,12 +284,13 @@ proxy_sess_greeted(struct proxy_sess *s, int ehlo)
 static void
 proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 {
+	const char *verb = ehlo ? "EHLO" : "HELO";
 	struct verdict v;
 	char cmd[PROXY_CMD_LINE_MAX];
 
 	if (!proxy_helo_arg_ok(arg)) {
 		proxy_sess_reply(s, "501 5.5.4 Syntax: %s hostname",
-		    ehlo ? "EHLO" : "HELO");
+		    verb);
 		return;
 	}
 	proxy_sess_reset_msg(s);
@@ -301,19 +302,19 @@ proxy_cmd_helo(struct proxy_sess *s, const char *arg, int ehlo)
 	    !s->xclient_done &&
 	    proxy_sess_xclient(s, ehlo ? "ESMTP" : "SMTP", arg) != 0)
 		return;
-	str_fmt(cmd, sizeof(cmd), "%s %s", ehlo ? "EHLO" : "HELO", arg);
+	str_fmt(cmd, sizeof(cmd), "%s %s", verb, arg);
 	if (s->be_reused) {
 		/* A kept connection's capabilities are known: answer now and
 		 * read the backend's reply before the next command goes to
 		 * it (proxy_sess_settle), one round trip less per session.
 		 * A refusal is passed on then. */
-		if (proxy_sess_send(s, cmd, ehlo ? "EHLO" : "HELO") != 0)
+		if (proxy_sess_send(s, cmd, verb) != 0)
 			return;
-		s->be_owed = ehlo ? "EHLO" : "HELO";
+		s->be_owed = verb;
 		proxy_sess_greeted(s, ehlo);
 		return;
 	}
-	(void)proxy_sess_ask(s, cmd, ehlo ? "EHLO" : "HELO",
+	(void)proxy_sess_ask(s, cmd, verb,
 	    ehlo ? BW_EHLO : BW_HELO);
 }
 
