@@ -143,8 +143,10 @@ proxy_io_write_some(struct proxy_io *io, size_t off)
 		n = send(io->fd, io->out.data + off, io->out.len - off,
 		    MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		io->peer_turn = io->turn_hints && off + (size_t)n == io->out.len;
 		return n;
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		io->want = POLLOUT;
 		return 0;
@@ -254,7 +256,7 @@ static ssize_t
 proxy_io_fill(struct proxy_io *io, int timeout_ms)
 {
 	ssize_t n;
-	int r;
+	int r, skip_read;
 
 	if (timeout_ms == PROXY_IO_NOWAIT) {
 		if ((r = proxy_io_flush_some(io)) < 0)
@@ -272,10 +274,18 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 		io->in_end -= io->in_start;
 		io->in_start = 0;
 	}
+	/* A peer that has just been sent a whole command or reply has
+	 * rarely answered yet: poll (or park) before reading. */
+	skip_read = io->peer_turn && io->ssl == NULL &&
+	    io->in_start == io->in_end;
+	io->peer_turn = 0;
 	for (;;) {
 		short ev;
 
-		if (io->ssl != NULL) {
+		if (skip_read) {
+			skip_read = 0;
+			ev = POLLIN;
+		} else if (io->ssl != NULL) {
 			int sr = SSL_read(io->ssl, io->in + io->in_end,
 			    (int)(PROXY_IO_INBUF - io->in_end));
 			int w = sr > 0 ? 0 : proxy_io_ssl_wait(io, sr);
@@ -313,6 +323,12 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 	io->in_end += (size_t)n;
 	io->bytes_in += (unsigned long long)n;
 	return n;
+}
+
+void
+proxy_io_answer_due(struct proxy_io *io)
+{
+	io->peer_turn = 0;
 }
 
 const unsigned char *

@@ -48,6 +48,11 @@ struct proxy_io {
 					 * (set by proxy_tls_accept) */
 	unsigned long long bytes_in, bytes_out;
 	short		 want;		/* POLLIN/POLLOUT after PL_AGAIN */
+	int		 turn_hints;	/* peer_turn is kept (set by the owner) */
+	int		 peer_turn;	/* all output just went out: the peer
+					 * answers it before it sends more, so
+					 * the next read waits for readiness
+					 * first (no read bound to fail) */
 	struct {			/* a line read in part (PL_AGAIN) */
 		size_t	 n;
 		int	 active, prev_cr, bare_cr, nul, too_long;
@@ -71,6 +76,10 @@ void	proxy_io_close(struct proxy_io *io);
  */
 enum proxy_line_status proxy_io_read_line(struct proxy_io *io, char *line,
 	    size_t cap, size_t max, size_t *len, int timeout_ms);
+
+/* proxy_io_answer_due - the peer's answer to output sent a while ago
+ * is expected by now: the next read tries the socket at once. */
+void	proxy_io_answer_due(struct proxy_io *io);
 
 /* proxy_io_pending - bytes read but not consumed yet (pipelined input). */
 size_t	proxy_io_pending(const struct proxy_io *io);

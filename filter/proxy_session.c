@@ -776,6 +776,7 @@ proxy_session_new(struct eng *e, int fd, const struct sockaddr *peer,
 	proxy_reply_init(&s->r);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	proxy_io_init(&s->cli, fd, proxy_sess_ms(s->cfg->proxy_client_timeout));
+	s->cli.turn_hints = 1;
 	proxy_sockaddr_ip(peer, s->ip, sizeof(s->ip), &s->port);
 	str_fmt(s->peer, sizeof(s->peer), "[%s]:%d", s->ip, s->port);
 	if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)

@@ -3,7 +3,8 @@
  * line classification (CRLF, bare LF, bare CR, NUL, too long), lines
  * split across reads, EOF, timeout, and output flushed before a read;
  * without waiting (PROXY_IO_NOWAIT, the event loop's way): PL_AGAIN with
- * the part read so far kept, and output the peer does not take.
+ * the part read so far kept, and output the peer does not take; no
+ * read bound to fail right after a reply went out.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -287,6 +288,59 @@ test_nowait_output(void **state)
 	pair_close(&p);
 }
 
+/* The peer's turn (turn_hints, the client side): once a whole reply
+ * has gone out, a read without waiting does not try the socket (the
+ * client answers only after it got the reply) and asks for POLLIN, even
+ * when the answer is already there; the next read takes it. A waiting
+ * read polls first and gets it at once. Input already buffered
+ * (pipelined), proxy_io_answer_due, or no turn_hints: read at once. */
+static void
+test_peer_turn(void **state)
+{
+	struct pair p;
+	char line[64];
+	size_t len;
+
+	(void)state;
+	pair_open(&p);
+	p.io.turn_hints = 1;
+	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
+	assert_int_equal(proxy_io_flush_some(&p.io), 0);
+	peer_send(&p, "MAIL\r\n", 6);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_AGAIN);
+	assert_int_equal(p.io.want, POLLIN);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "MAIL");
+
+	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
+	assert_int_equal(proxy_io_flush_some(&p.io), 0);
+	peer_send(&p, "RCPT\r\n", 6);
+	assert_int_equal(rd(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "RCPT");
+
+	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
+	assert_int_equal(proxy_io_flush_some(&p.io), 0);
+	peer_send(&p, "DATA\r\n", 6);
+	proxy_io_answer_due(&p.io);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "DATA");
+
+	peer_send(&p, "NOOP\r\nQUIT\r\n", 12);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
+	assert_int_equal(proxy_io_flush_some(&p.io), 0);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "QUIT");
+
+	p.io.turn_hints = 0;
+	assert_int_equal(proxy_io_put(&p.io, "221 bye\r\n", 9), 0);
+	assert_int_equal(proxy_io_flush_some(&p.io), 0);
+	peer_send(&p, "NOOP\r\n", 6);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "NOOP");
+	pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -298,6 +352,7 @@ main(void)
 		cmocka_unit_test(test_discard_peek_consume),
 		cmocka_unit_test(test_nowait_pieces),
 		cmocka_unit_test(test_nowait_output),
+		cmocka_unit_test(test_peer_turn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
