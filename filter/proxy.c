@@ -11,13 +11,19 @@
  * or backend connection.
  *
  * Concurrency model: event-driven. Every client socket waits in one
- * epoll instance (EPOLLONESHOT), and so do the listeners and one timerfd
- * for the sessions' deadlines; a waiting connection costs its session
- * memory and no thread. A pool of workers (PROXY_MIN_WORKERS) all wait
- * in epoll_wait(); the worker that gets an event claims the session and
+ * epoll instance, and so do the listeners and one timerfd for the
+ * sessions' deadlines; a waiting connection costs its session memory
+ * and no thread. A pool of workers (PROXY_MIN_WORKERS) all wait in
+ * epoll_wait(); the worker that gets an event claims the session and
  * steps it (proxy_session_step()) until it would wait again, then parks
- * it: deadline set, interest re-armed (the client socket, or the backend
- * socket while a reply is awaited). DNS lookups, database writes and
+ * it: deadline set, and the socket it waits on watched. The client
+ * socket is watched edge-triggered and stays armed (changed only when
+ * the session waits for room to write instead of input): an event that
+ * comes while the session waits for something else only marks input to
+ * be read (cli_edge, passed on by proxy_session_client_readable()). The
+ * backend socket is armed for one event (EPOLLONESHOT) at each wait for
+ * a reply, since a kept connection moves from session to session.
+ * DNS lookups, database writes and
  * the rarer backend exchanges run inside a step and block that worker;
  * the main thread looks every PROXY_POOL_CHECK_MS, and when events are
  * waiting while no worker is idle and none has finished an event since,
@@ -96,7 +102,10 @@ struct proxy_ent {
 	struct proxy		*p;
 	int			 fd;
 	uint32_t		 slot, gen;
-	int			 registered;	/* in the epoll set */
+	uint32_t		 cli_events;	/* the client socket's in the
+						 * epoll set, 0: not in it */
+	atomic_int		 cli_edge;	/* it reported input since
+						 * the session last ran */
 	atomic_int		 run;		/* ENT_* */
 	atomic_llong		 deadline;	/* util_mono_ms() */
 	int			 timed_out;	/* set by the sweep */
@@ -450,7 +459,7 @@ proxy_admit(void *ctx, const char *ip)
 static void
 proxy_ent_end(struct proxy *p, struct proxy_ent *e)
 {
-	if (e->registered)
+	if (e->cli_events != 0)
 		(void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, e->fd, NULL);
 	pthread_mutex_lock(&p->lock);
 	p->ent[e->slot] = NULL;
@@ -574,19 +583,66 @@ proxy_sweep(struct proxy *p)
 /* ---- running sessions ---- */
 
 /*
+ * proxy_ent_watch_client - the client socket in the epoll set for what
+ * the session waits for: input or room for output, edge-triggered, so
+ * that it stays armed across waits and is changed only when the wait
+ * changes (no epoll_ctl per command). -1 on error.
+ */
+static int
+proxy_ent_watch_client(struct proxy *p, struct proxy_ent *e, enum proxy_wait w)
+{
+	struct epoll_event ev;
+	uint32_t want = EPOLLET | (w == PW_WRITE ? EPOLLOUT :
+	    EPOLLIN | EPOLLRDHUP);
+
+	if (want == e->cli_events)
+		return 0;
+	ev.events = want;
+	ev.data.u64 = (uint64_t)e->gen << 32 | e->slot;
+	if (epoll_ctl(p->epfd, e->cli_events != 0 ? EPOLL_CTL_MOD :
+	    EPOLL_CTL_ADD, e->fd, &ev) != 0)
+		return -1;
+	e->cli_events = want;
+	return 0;
+}
+
+/*
+ * proxy_ent_watch_backend - the backend socket, for one event (it may be
+ * new, or kept from another session and registered then with that
+ * one's data). -1 on error.
+ */
+static int
+proxy_ent_watch_backend(struct proxy *p, struct proxy_ent *e, enum proxy_wait w)
+{
+	struct epoll_event ev;
+	int bfd = proxy_session_backend_fd(e->s);
+
+	ev.events = EPOLLONESHOT | (w == PW_BACKEND_OUT ? EPOLLOUT :
+	    EPOLLIN | EPOLLRDHUP);
+	ev.data.u64 = (uint64_t)e->gen << 32 | e->slot | EV_BACKEND;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, bfd, &ev) != 0 &&
+	    (errno != ENOENT || epoll_ctl(p->epfd, EPOLL_CTL_ADD, bfd, &ev) != 0))
+		return -1;
+	return 0;
+}
+
+/*
  * proxy_ent_run - step the claimed session e until it waits (then park
- * it: deadline, interest re-armed, claim released) or ends. An event
- * that came while it ran (ENT_NOTIFIED) makes it step once more.
+ * it: deadline, interest set, claim released) or ends. An event that
+ * came while it ran (ENT_NOTIFIED) makes it step once more. Input the
+ * client socket reported (cli_edge) is passed to the session first: with
+ * edge-triggered events it must read before it waits again.
  */
 static void
 proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
 {
 	for (;;) {
-		struct epoll_event ev;
 		enum proxy_wait w;
 		long long dl;
 		int wait_ms, st = ENT_RUNNING;
 
+		if (atomic_exchange(&e->cli_edge, 0))
+			proxy_session_client_readable(e->s);
 		w = proxy_session_step(e->s, timed_out, &wait_ms);
 		if (w == PW_DONE) {
 			proxy_ent_end(p, e);
@@ -595,29 +651,16 @@ proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
 		dl = util_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
 		atomic_store(&e->deadline, dl);
 		proxy_timer_at(p, dl);
-		ev.events = EPOLLONESHOT | (w == PW_WRITE || w == PW_BACKEND_OUT ?
-		    EPOLLOUT : EPOLLIN | EPOLLRDHUP);
-		ev.data.u64 = (uint64_t)e->gen << 32 | e->slot;
 		if (w == PW_BACKEND || w == PW_BACKEND_OUT) {
-			/* The backend socket may be new, or kept from another
-			 * session (registered then, with that one's data). */
-			int bfd = proxy_session_backend_fd(e->s);
-
-			ev.data.u64 |= EV_BACKEND;
-			if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, bfd, &ev) != 0 &&
-			    (errno != ENOENT ||
-			    epoll_ctl(p->epfd, EPOLL_CTL_ADD, bfd, &ev) != 0)) {
+			if (proxy_ent_watch_backend(p, e, w) != 0) {
 				log_errno("proxy: epoll_ctl(backend)");
 				proxy_ent_end(p, e);
 				return;
 			}
-		} else if (epoll_ctl(p->epfd, e->registered ? EPOLL_CTL_MOD :
-		    EPOLL_CTL_ADD, e->fd, &ev) != 0) {
+		} else if (proxy_ent_watch_client(p, e, w) != 0) {
 			log_errno("proxy: epoll_ctl");
 			proxy_ent_end(p, e);
 			return;
-		} else {
-			e->registered = 1;
 		}
 		if (atomic_compare_exchange_strong(&e->run, &st, ENT_PARKED))
 			return;
@@ -628,9 +671,10 @@ proxy_ent_run(struct proxy *p, struct proxy_ent *e, int timed_out)
 }
 
 /* proxy_event_sess - an event for the session in slot (of generation
- * gen): claim it, or tell its running worker. */
+ * gen), from its client socket or (backend) the backend's: claim it, or
+ * tell its running worker. */
 static void
-proxy_event_sess(struct proxy *p, uint32_t slot, uint32_t gen)
+proxy_event_sess(struct proxy *p, uint32_t slot, uint32_t gen, int backend)
 {
 	struct proxy_ent *e = NULL;
 	int claimed = 0;
@@ -639,6 +683,8 @@ proxy_event_sess(struct proxy *p, uint32_t slot, uint32_t gen)
 	if (slot < (uint32_t)p->max_conn && p->ent[slot] != NULL &&
 	    p->ent[slot]->gen == gen)
 		e = p->ent[slot];
+	if (e != NULL && !backend)
+		atomic_store(&e->cli_edge, 1);
 	for (int tries = 0; e != NULL && tries < 100; tries++) {
 		int st = atomic_load(&e->run);
 
@@ -699,6 +745,7 @@ proxy_accept(struct proxy *p, size_t li)
 	e->p = p;
 	e->fd = fd;
 	atomic_init(&e->run, ENT_RUNNING);
+	atomic_init(&e->cli_edge, 0);
 	atomic_init(&e->deadline, 0);
 	e->conn.tls = p->tls;
 	e->conn.be_tls = p->be_tls;
@@ -765,7 +812,7 @@ proxy_event(struct proxy *p, const struct epoll_event *ev)
 		proxy_accept(p, slot - EV_LISTEN);
 	else
 		proxy_event_sess(p, slot, (uint32_t)(ev->data.u64 >> 32) &
-		    EV_GEN_MASK);
+		    EV_GEN_MASK, (ev->data.u64 & EV_BACKEND) != 0);
 	proxy_due_run(p);
 }
 

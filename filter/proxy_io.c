@@ -276,7 +276,7 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 	}
 	/* A peer that has just been sent a whole command or reply has
 	 * rarely answered yet: poll (or park) before reading. */
-	skip_read = io->peer_turn && io->ssl == NULL &&
+	skip_read = io->peer_turn && !io->readable && io->ssl == NULL &&
 	    io->in_start == io->in_end;
 	io->peer_turn = 0;
 	for (;;) {
@@ -302,12 +302,17 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 		} else {
 			n = read(io->fd, io->in + io->in_end,
 			    PROXY_IO_INBUF - io->in_end);
-			if (n >= 0)
+			if (n >= 0) {
+				/* A short read took all there was. */
+				if ((size_t)n < PROXY_IO_INBUF - io->in_end)
+					io->readable = 0;
 				break;
+			}
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -PL_ERROR;
+			io->readable = 0;
 			ev = POLLIN;
 		}
 		if (timeout_ms == PROXY_IO_NOWAIT) {
@@ -329,6 +334,12 @@ void
 proxy_io_answer_due(struct proxy_io *io)
 {
 	io->peer_turn = 0;
+}
+
+void
+proxy_io_readable(struct proxy_io *io)
+{
+	io->readable = 1;
 }
 
 const unsigned char *

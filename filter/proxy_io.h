@@ -53,6 +53,8 @@ struct proxy_io {
 					 * answers it before it sends more, so
 					 * the next read waits for readiness
 					 * first (no read bound to fail) */
+	int		 readable;	/* the poller reported input that no
+					 * read has taken yet: read first */
 	struct {			/* a line read in part (PL_AGAIN) */
 		size_t	 n;
 		int	 active, prev_cr, bare_cr, nul, too_long;
@@ -80,6 +82,12 @@ enum proxy_line_status proxy_io_read_line(struct proxy_io *io, char *line,
 /* proxy_io_answer_due - the peer's answer to output sent a while ago
  * is expected by now: the next read tries the socket at once. */
 void	proxy_io_answer_due(struct proxy_io *io);
+
+/* proxy_io_readable - the poller (edge-triggered) reported input: the
+ * next read tries the socket whatever peer_turn says, so that no input
+ * reported once is left unread. Cleared by a read that empties the
+ * socket. */
+void	proxy_io_readable(struct proxy_io *io);
 
 /* proxy_io_pending - bytes read but not consumed yet (pipelined input). */
 size_t	proxy_io_pending(const struct proxy_io *io);

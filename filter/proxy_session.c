@@ -792,6 +792,12 @@ proxy_session_backend_fd(const struct proxy_sess *s)
 	return s->be.io.fd;
 }
 
+void
+proxy_session_client_readable(struct proxy_sess *s)
+{
+	proxy_io_readable(&s->cli);
+}
+
 enum proxy_wait
 proxy_session_step(struct proxy_sess *s, int timed_out, int *wait_ms)
 {

@@ -72,6 +72,11 @@ enum proxy_wait proxy_session_step(struct proxy_sess *s, int timed_out,
 /* proxy_session_backend_fd - the socket PW_BACKEND(_OUT) waits on. */
 int	proxy_session_backend_fd(const struct proxy_sess *s);
 
+/* proxy_session_client_readable - the client's socket, watched
+ * edge-triggered, reported input: the session reads it before it waits
+ * again. */
+void	proxy_session_client_readable(struct proxy_sess *s);
+
 /* proxy_session_free - end the session: backend QUIT, log, close the
  * client socket, free everything. NULL is a no-op. */
 void	proxy_session_free(struct proxy_sess *s);

@@ -179,6 +179,19 @@ done
 threads=$(proxy_threads)
 other=$(codes "$(smtpc "$P1" send:'EHLO other.test\r\n' reply send:'QUIT\r\n' drain)")
 wait "${PAR_PIDS[@]}"
+# A pipelining client whose next command (DATA) arrives while the
+# session waits for the backend's RCPT reply: the proxy watches the
+# client's socket edge-triggered, so that input must still be read once
+# the reply has been passed on (else the client would wait for its 354
+# until its timeout).
+t0=$SECONDS
+out=$(smtpc "$P1" send:'EHLO pipe.test\r\n' reply \
+	send:'MAIL FROM:<a@mx.sender.test>\r\n' reply \
+	send:'RCPT TO:<u@local.test>\r\n' sleep:0.5 send:'DATA\r\n' reply reply \
+	send:'From: <a@mx.sender.test>\r\nSubject: edge\r\n\r\nbody\r\n.\r\nQUIT\r\n' reply reply)
+is "$(codes "$out")" "220 250 250 250 354 250 221 " \
+	"pipelining: DATA sent while the backend is slow on RCPT is read when its reply has been passed on"
+is "$((SECONDS - t0 < 9))" 1 "... at once after the backend's delay (took $((SECONDS - t0)) s)"
 echo ok >"$FB/mode"
 is "$(cat "$FB"/parallel-*.out | cut -d' ' -f1-3 | tr '\n' ' ')" "rcpt 20 0 rcpt 20 0 " \
 	"slow backend: 40 sessions waiting on RCPT at once all get the backend's 250"

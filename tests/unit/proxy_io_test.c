@@ -288,12 +288,22 @@ test_nowait_output(void **state)
 	pair_close(&p);
 }
 
+/* turn - a whole reply goes out, and the peer answers it. */
+static void
+turn(struct pair *p, const char *reply, const char *answer)
+{
+	assert_int_equal(proxy_io_put(&p->io, reply, strlen(reply)), 0);
+	assert_int_equal(proxy_io_flush_some(&p->io), 0);
+	peer_send(p, answer, strlen(answer));
+}
+
 /* The peer's turn (turn_hints, the client side): once a whole reply
  * has gone out, a read without waiting does not try the socket (the
  * client answers only after it got the reply) and asks for POLLIN, even
  * when the answer is already there; the next read takes it. A waiting
  * read polls first and gets it at once. Input already buffered
- * (pipelined), proxy_io_answer_due, or no turn_hints: read at once. */
+ * (pipelined), proxy_io_answer_due, input reported by the poller
+ * (proxy_io_readable), or no turn_hints: read at once. */
 static void
 test_peer_turn(void **state)
 {
@@ -304,26 +314,25 @@ test_peer_turn(void **state)
 	(void)state;
 	pair_open(&p);
 	p.io.turn_hints = 1;
-	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
-	assert_int_equal(proxy_io_flush_some(&p.io), 0);
-	peer_send(&p, "MAIL\r\n", 6);
+	turn(&p, "250 ok\r\n", "MAIL\r\n");
 	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_AGAIN);
 	assert_int_equal(p.io.want, POLLIN);
 	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
 	assert_string_equal(line, "MAIL");
 
-	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
-	assert_int_equal(proxy_io_flush_some(&p.io), 0);
-	peer_send(&p, "RCPT\r\n", 6);
+	turn(&p, "250 ok\r\n", "RCPT\r\n");
 	assert_int_equal(rd(&p, line, sizeof(line), 63, &len), PL_OK);
 	assert_string_equal(line, "RCPT");
 
-	assert_int_equal(proxy_io_put(&p.io, "250 ok\r\n", 8), 0);
-	assert_int_equal(proxy_io_flush_some(&p.io), 0);
-	peer_send(&p, "DATA\r\n", 6);
+	turn(&p, "250 ok\r\n", "DATA\r\n");
 	proxy_io_answer_due(&p.io);
 	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
 	assert_string_equal(line, "DATA");
+
+	turn(&p, "354 go\r\n", "x\r\n");
+	proxy_io_readable(&p.io);
+	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
+	assert_string_equal(line, "x");
 
 	peer_send(&p, "NOOP\r\nQUIT\r\n", 12);
 	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
@@ -333,9 +342,7 @@ test_peer_turn(void **state)
 	assert_string_equal(line, "QUIT");
 
 	p.io.turn_hints = 0;
-	assert_int_equal(proxy_io_put(&p.io, "221 bye\r\n", 9), 0);
-	assert_int_equal(proxy_io_flush_some(&p.io), 0);
-	peer_send(&p, "NOOP\r\n", 6);
+	turn(&p, "221 bye\r\n", "NOOP\r\n");
 	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
 	assert_string_equal(line, "NOOP");
 	pair_close(&p);
