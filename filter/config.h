@@ -63,6 +63,7 @@ struct cfg {
 	char	*proxy_bare_lf_exempt;	/* CIDRs whose bare LF is repaired */
 	char	*proxy_quarantine_header; /* header added for quarantine */
 	int	 proxy_backend_tls;	/* 1: STARTTLS to the backend */
+	int	 proxy_backend_chunking; /* 1: BDAT when the backend offers it */
 	char	*proxy_backend_tls_ca_file; /* PEM trust anchors; "": unverified */
 	char	*proxy_backend_tls_name; /* name to match; "": proxy_backend's host */
 	char	*path;			/* file it came from, for messages */

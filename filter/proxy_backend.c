@@ -307,6 +307,8 @@ proxy_backend_parse_ehlo(struct proxy_backend *b, const struct proxy_reply *r)
 			b->caps |= PB_CAP_SMTPUTF8;
 		else if (strcasecmp(l, "STARTTLS") == 0)
 			b->caps |= PB_CAP_STARTTLS;
+		else if (strcasecmp(l, "CHUNKING") == 0)
+			b->caps |= PB_CAP_CHUNKING;
 		else if (strncasecmp(l, "SIZE", 4) == 0 &&
 		    (l[4] == '\0' || l[4] == ' ')) {
 			b->caps |= PB_CAP_SIZE;

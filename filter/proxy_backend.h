@@ -28,6 +28,7 @@ struct addrinfo;
 #define PB_CAP_XCLIENT		0x20
 #define PB_CAP_AUTH		0x40
 #define PB_CAP_STARTTLS		0x80
+#define PB_CAP_CHUNKING		0x100	/* RFC 3030 BDAT */
 
 struct proxy_reply {
 	int		 code;		/* 100..599 */

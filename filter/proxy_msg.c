@@ -211,12 +211,24 @@ proxy_msg_apply_deletes(struct proxy_msg *m, const struct txn *t)
 	}
 }
 
-/* Dot-stuffing writer: bol is set at the start of every line. */
+/* The message writer: dot-stuffing for DATA (stuff), the content as it
+ * is for BDAT; without io it only counts (the size BDAT announces). bol
+ * is set at the start of every line. */
 struct proxy_msg_out {
 	struct proxy_io	*io;
+	int		 stuff;
 	int		 bol;
 	int		 err;
+	size_t		 n;		/* bytes written (or counted) */
 };
+
+static void
+proxy_msg_put_raw(struct proxy_msg_out *o, const char *p, size_t n)
+{
+	if (o->io != NULL && !o->err && proxy_io_put(o->io, p, n) != 0)
+		o->err = 1;
+	o->n += n;
+}
 
 static void
 proxy_msg_put(struct proxy_msg_out *o, const char *p, size_t n)
@@ -225,10 +237,9 @@ proxy_msg_put(struct proxy_msg_out *o, const char *p, size_t n)
 		const char *nl = memchr(p, '\n', n);
 		size_t part = nl ? (size_t)(nl - p) + 1 : n;
 
-		if (o->bol && p[0] == '.' && proxy_io_put(o->io, ".", 1) != 0)
-			o->err = 1;
-		if (!o->err && proxy_io_put(o->io, p, part) != 0)
-			o->err = 1;
+		if (o->stuff && o->bol && p[0] == '.')
+			proxy_msg_put_raw(o, ".", 1);
+		proxy_msg_put_raw(o, p, part);
 		o->bol = nl != NULL;
 		p += part;
 		n -= part;
@@ -279,39 +290,64 @@ proxy_msg_put_inserts(struct proxy_msg_out *o, const struct txn *t, size_t at,
 	}
 }
 
+/* proxy_msg_emit - the message as the backend gets it, through o. */
+static void
+proxy_msg_emit(struct proxy_msg *m, const struct txn *t,
+    struct proxy_spool *sp, struct proxy_msg_out *o)
+{
+	char *chunk;
+	ssize_t r;
+
+	o->bol = 1;
+	for (size_t i = 0; i < m->nf; i++) {
+		proxy_msg_put_inserts(o, t, i, 0);
+		if (!m->f[i].deleted)
+			proxy_msg_put(o, m->hdr + m->f[i].off, m->f[i].len);
+	}
+	proxy_msg_put_inserts(o, t, m->nf, 1);
+	for (size_t k = 0; k < t->nhdrop; k++)
+		if (t->hdrop[k].kind == TXN_HDR_ADD)
+			proxy_msg_put_field(o, t->hdrop[k].name, t->hdrop[k].value);
+	chunk = xmalloc(PROXY_MSG_CHUNK);
+	for (size_t off = m->rest_off; off < sp->len && !o->err; off += (size_t)r) {
+		r = proxy_spool_read(sp, off, chunk, PROXY_MSG_CHUNK);
+		if (r <= 0) {
+			o->err = 1;
+			break;
+		}
+		proxy_msg_put(o, chunk, (size_t)r);
+	}
+	free(chunk);
+	/* Every spooled line ends with CRLF; a message cut by a header
+	 * limit or empty still gets a line end at its end. */
+	if (!o->bol)
+		proxy_msg_put(o, "\r\n", 2);
+}
+
 int
 proxy_msg_write(struct proxy_msg *m, const struct txn *t,
     struct proxy_spool *sp, struct proxy_io *io)
 {
-	struct proxy_msg_out o = { .io = io, .bol = 1 };
-	char *chunk;
-	ssize_t r;
+	struct proxy_msg_out o = { .io = io, .stuff = 1 };
 
 	proxy_msg_apply_deletes(m, t);
-	for (size_t i = 0; i < m->nf; i++) {
-		proxy_msg_put_inserts(&o, t, i, 0);
-		if (!m->f[i].deleted)
-			proxy_msg_put(&o, m->hdr + m->f[i].off, m->f[i].len);
-	}
-	proxy_msg_put_inserts(&o, t, m->nf, 1);
-	for (size_t k = 0; k < t->nhdrop; k++)
-		if (t->hdrop[k].kind == TXN_HDR_ADD)
-			proxy_msg_put_field(&o, t->hdrop[k].name, t->hdrop[k].value);
-	chunk = xmalloc(PROXY_MSG_CHUNK);
-	for (size_t off = m->rest_off; off < sp->len && !o.err; off += (size_t)r) {
-		r = proxy_spool_read(sp, off, chunk, PROXY_MSG_CHUNK);
-		if (r <= 0) {
-			o.err = 1;
-			break;
-		}
-		proxy_msg_put(&o, chunk, (size_t)r);
-	}
-	free(chunk);
-	/* Every spooled line ends with CRLF; a message cut by a header
-	 * limit or empty still gets a line end before the dot. */
-	if (!o.bol)
-		proxy_msg_put(&o, "\r\n", 2);
-	if (!o.err && proxy_io_put(io, ".\r\n", 3) != 0)
-		o.err = 1;
+	proxy_msg_emit(m, t, sp, &o);
+	proxy_msg_put_raw(&o, ".\r\n", 3);
 	return o.err ? -1 : 0;
+}
+
+int
+proxy_msg_write_bdat(struct proxy_msg *m, const struct txn *t,
+    struct proxy_spool *sp, struct proxy_io *io)
+{
+	struct proxy_msg_out count = { .io = NULL }, o = { .io = io };
+
+	proxy_msg_apply_deletes(m, t);
+	proxy_msg_emit(m, t, sp, &count);
+	if (count.err || proxy_io_printf(io, "BDAT %zu LAST\r\n", count.n) != 0)
+		return -1;
+	proxy_msg_emit(m, t, sp, &o);
+	/* The spool cannot change in between: a size that differs would
+	 * frame the next command wrongly, so it is checked. */
+	return o.err || o.n != count.n ? -1 : 0;
 }

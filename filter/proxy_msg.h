@@ -58,8 +58,19 @@ int	proxy_msg_eval(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp,
 int	proxy_msg_write(struct proxy_msg *m, const struct txn *t,
 	    struct proxy_spool *sp, struct proxy_io *out);
 
+/*
+ * proxy_msg_write_bdat - the same message for a backend that offers
+ * CHUNKING (RFC 3030): "BDAT n LAST", then the message as it is (no
+ * dot-stuffing, no final dot), n its exact size. One reply answers it
+ * all: the DATA command's round trip is saved. 0, or -1 on a write or
+ * spool read error.
+ */
+int	proxy_msg_write_bdat(struct proxy_msg *m, const struct txn *t,
+	    struct proxy_spool *sp, struct proxy_io *out);
+
 /* proxy_msg_apply_deletes - mark the fields t->hdrop[] deletes (called
- * by proxy_msg_write; public for the unit test). */
+ * by proxy_msg_write and proxy_msg_write_bdat; public for the unit
+ * test). */
 void	proxy_msg_apply_deletes(struct proxy_msg *m, const struct txn *t);
 
 void	proxy_msg_free(struct proxy_msg *m);

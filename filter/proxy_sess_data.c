@@ -69,13 +69,33 @@ proxy_sess_data_line(struct proxy_sess *s, enum proxy_line_status st,
 
 /*
  * proxy_sess_deliver - send the checked message to the backend and pass
- * its final reply on. On any backend failure the client gets 421: the
- * message is not accepted, the client keeps it and retries.
+ * its final reply on: as one BDAT ... LAST when the backend offers
+ * CHUNKING (proxy_backend_chunking), else DATA, then the message after
+ * the 354. On any backend failure the client gets 421: the message is
+ * not accepted, the client keeps it and retries.
  */
 static void
 proxy_sess_deliver(struct proxy_sess *s)
 {
-	(void)proxy_sess_ask(s, "DATA", "DATA", BW_DATA);
+	s->be_bdat = 0;
+	if (proxy_sess_settle(s) != 0)
+		return;		/* answered */
+	if (!s->cfg->proxy_backend_chunking ||
+	    (s->be.caps & PB_CAP_CHUNKING) == 0) {
+		(void)proxy_sess_ask(s, "DATA", "DATA", BW_DATA);
+		return;
+	}
+	if (!s->be.connected) {
+		proxy_sess_backend_fail(s, "BDAT", "not connected");
+		return;
+	}
+	if (proxy_msg_write_bdat(&s->msg, s->t, &s->sp, &s->be.io) != 0 ||
+	    proxy_io_flush(&s->be.io) != 0) {
+		proxy_sess_backend_fail(s, "message", "write error");
+		return;
+	}
+	s->be_bdat = 1;
+	proxy_sess_await(s, "end of data", BW_DOT);
 }
 
 /* proxy_data_done - the backend's reply to DATA: on 354 the message
@@ -103,14 +123,20 @@ proxy_data_done(struct proxy_sess *s)
 	proxy_sess_await(s, "end of data", BW_DOT);
 }
 
-/* proxy_dot_done - the backend's final reply to the message. */
+/* proxy_dot_done - the backend's final reply to the message (to its
+ * dot, or to BDAT LAST). A refused BDAT is followed by an RSET, so that
+ * the backend's transaction is over whatever its reading of RFC 3030. */
 void
 proxy_dot_done(struct proxy_sess *s)
 {
 	s->be_txn = 0;	/* any final reply ends the transaction */
 	log_info("%s proxy: %s message of %zu bytes for %zu recipient(s):"
-	    " backend %d", SID(s), s->peer, s->sp.len, s->nrcpt, s->r.code);
+	    " backend %d%s", SID(s), s->peer, s->sp.len, s->nrcpt, s->r.code,
+	    s->be_bdat ? " (BDAT)" : "");
 	proxy_sess_relay(s);
+	if (s->be_bdat && s->r.code / 100 != 2 && s->state != PS_CLOSING)
+		(void)proxy_sess_backend_rset(s);
+	s->be_bdat = 0;
 }
 
 /* proxy_sess_quarantine_mark - delete every copy of the quarantine

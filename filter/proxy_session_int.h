@@ -93,6 +93,7 @@ struct proxy_sess {
 	int			 be_reused;	/* a kept connection: caps known */
 	const char		*be_owed;	/* "EHLO"/"HELO" sent, reply not read */
 	int			 be_txn;	/* the backend holds a MAIL */
+	int			 be_bdat;	/* the message went as BDAT */
 	enum proxy_be_wait	 be_wait;	/* PH_BEREPLY: for what */
 	const char		*be_what;	/* its name, for log lines */
 	long long		 be_until;	/* util_mono_ms() deadline */

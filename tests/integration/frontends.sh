@@ -79,7 +79,8 @@ held_headers() {
 }
 
 # one_path m|p NAME IP HELO FROM FILE HOLD - send FILE one way. Sets
-# R (reply, queue id replaced by QID), AR, XS, XF (from the delivered or
+# R (reply, queue id replaced by QID; the byte count Postfix puts in its
+# reply to the proxy's BDAT dropped), AR, XS, XF (from the delivered or
 # held copy; empty when none), WHERE (sink, hold, none).
 one_path() {
 	local p=$1 name=$2 ip=$3 helo=$4 from=$5 file=$6 hold=$7 n0 raw qid d
@@ -90,7 +91,8 @@ one_path() {
 	else
 		raw=$(pmail "$ip" "$helo" "$from" u@local.test "$file")
 	fi
-	R=$(printf '%s' "$raw" | sed -E 's/queued as [0-9A-Za-z]+/queued as QID/')
+	R=$(printf '%s' "$raw" | sed -E 's/Ok: [0-9]+ bytes queued/Ok: queued/;
+		s/queued as [0-9A-Za-z]+/queued as QID/')
 	AR='' XS='' XF='' WHERE=none
 	[[ $raw == 250* ]] || return 0
 	qid=${raw##* }

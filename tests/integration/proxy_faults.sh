@@ -432,7 +432,7 @@ d=$(delivered_file 1)
 is "$(header_of "$d" Subject)" cutfirst "Postfix: the delivered one is the first"
 is "$(postfix_queue_count)" 0 "Postfix: nothing left in its queue"
 like "$(grep 'disconnect from .*127\.0\.0\.7' "$MXW_RUN/postfix.log" | tail -1)" \
-	' data=1( |$)' "Postfix: it saw DATA once (the cut message was never sent on)"
+	' bdat=1( |$)' "Postfix: it got one message, as BDAT (the cut message was never sent on)"
 is "$(find "$MXW_RUN/spool2" -type f | wc -l)" 0 "the cut message's spool file is removed"
 is "$(grep -c 'cutsecond' "$MXW_RUN/postfix.log")" 0 "Postfix never logged the cut message"
 

@@ -49,7 +49,7 @@ for v in 1 2; do
 	if start_proxy "pp$v" "127.0.0.1:$HA_PORT" "proxy_backend_forward = proxy-v$v"; then
 		n0=$(count_sink)
 		r=$(pmail "$ip" client$v.test a@sender.test u@local.test "$f")
-		like "$r" '^250 2\.0\.0 Ok: queued as ' "proxy-v$v: Postfix accepts the message"
+		like "$r" "$PF_BDAT_250" "proxy-v$v: Postfix accepts the message"
 		if wait_delivered $((n0 + 1)); then
 			like "$(header_of "$(delivered_file $((n0 + 1)))" Received 2)" \
 				"from client$v\\.test \\(.*\\[${ip//./\\.}\\]" \
@@ -183,7 +183,7 @@ n0=$(count_sink)
 h0=$(postfix_hold_count)
 q=$(mail_file q "From: <a@sender.test>" "To: <u@local.test>" "Subject: please quarantine me")
 r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$q")
-like "$r" '^250 2\.0\.0 Ok: queued as ' "quarantined message: backend's 250"
+like "$r" "$PF_BDAT_250" "quarantined message: backend's 250"
 for ((i = 0; i < 50 && $(postfix_hold_count) == h0; i++)); do sleep 0.2; done
 is "$(postfix_hold_count)" $((h0 + 1)) "quarantined message is in Postfix's hold queue"
 sleep 1
@@ -191,7 +191,7 @@ is "$(count_sink)" "$n0" "quarantined message not delivered"
 forged=$(mail_file forged "From: <a@sender.test>" "To: <u@local.test>" "Subject: forged flag" \
 	"X-Mxwarden-Quarantine: yes")
 r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$forged")
-like "$r" '^250 2\.0\.0 Ok: queued as ' "client-sent quarantine field: accepted"
+like "$r" "$PF_BDAT_250" "client-sent quarantine field: accepted"
 if wait_delivered $((n0 + 1)); then
 	is "$(header_count "$(delivered_file $((n0 + 1)))" X-Mxwarden-Quarantine)" 0 \
 		"client-sent quarantine field removed, message not held"

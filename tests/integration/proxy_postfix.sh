@@ -6,7 +6,8 @@
 # engine's headers and the real client address, that refused ones do
 # not arrive, SMTP smuggling variants, oversize lines and messages,
 # pipelining in one write, a client vanishing in DATA and a dead
-# backend.
+# backend. Postfix offers CHUNKING: messages go to it as one BDAT
+# (proxy_backend_chunking); a second proxy with it off uses DATA.
 set -u
 . "$(dirname "$0")/lib.sh"
 MXW_SUITE=proxy_postfix
@@ -16,6 +17,16 @@ mxw_rundir
 
 . "$MXW_TOP/tests/integration/proxy/common.sh"
 
+# arrives_as N SUBJECT NAME - the N-th message in the sink comes, with
+# SUBJECT.
+arrives_as() {
+	if wait_delivered "$1"; then
+		is "$(header_of "$(delivered_file "$1")" Subject)" "$2" "$3"
+	else
+		not_ok "$3" "$(tail -20 "$MXW_RUN/postfix.log")"
+	fi
+}
+
 # ---- set-up ----
 if ! start_dns "$MXW_RUN"; then
 	not_ok "test DNS starts"; done_testing
@@ -23,7 +34,10 @@ fi
 if ! start_sink "$MXW_RUN"; then
 	not_ok "smtp-sink starts"; done_testing
 fi
-PF_EXTRA_MAIN="smtpd_authorized_xclient_hosts = 127.0.0.1"
+printf '%s\n' '/^Subject: refuse at the end$/ REJECT content refused by the backend' \
+	>"$MXW_RUN/refuse.re"
+PF_EXTRA_MAIN="smtpd_authorized_xclient_hosts = 127.0.0.1
+header_checks = regexp:$MXW_RUN/refuse.re"
 if ! start_postfix "$MXW_RUN" ""; then
 	not_ok "backend Postfix starts"; done_testing
 fi
@@ -34,13 +48,16 @@ else
 	not_ok "proxy starts in front of Postfix" "$(tail -20 "$MXW_RUN/p1/mxwarden.log")"
 	done_testing
 fi
-P1=$PROXY_PORT
+P1=$PROXY_PORT P1_PID=$PROXY_PID
 
 # ---- a plain accepted message ----
 f=$(mail_file plain "From: <a@sender.test>" "To: <u@local.test>" "Subject: via proxy" \
 	"Authentication-Results: mx.mxw.test; spf=pass smtp.mailfrom=forged.test")
 r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
-like "$r" '^250 2\.0\.0 Ok: queued as ' "EHLO session: backend's 250 passed on"
+# Postfix answers BDAT with "Ok: N bytes queued as", DATA's dot without
+# the byte count.
+like "$r" "$PF_BDAT_250" \
+	"EHLO session: backend's 250 passed on (the message went as BDAT)"
 if wait_delivered 1; then
 	ok "accepted message reaches the sink"
 	d=$(delivered_file 1)
@@ -58,6 +75,39 @@ fi
 r=$(pmail 127.0.0.5 client.test a@sender.test u@elsewhere.test "$f")
 like "$r" '^554 5\.7\.1 .*Relay access denied' "backend's relay refusal passed on"
 
+# ---- BDAT refused by the backend, then a second message in the session ----
+n0=$(count_sink)
+out=$(smtpc "$P1" --ip 127.0.0.5 send:'EHLO client.test\r\n' reply \
+	send:'MAIL FROM:<a@sender.test>\r\n' reply send:'RCPT TO:<u@local.test>\r\n' reply \
+	send:'DATA\r\n' reply \
+	send:'From: <a@sender.test>\r\nSubject: refuse at the end\r\n\r\nno\r\n.\r\n' reply \
+	send:'MAIL FROM:<a@sender.test>\r\n' reply send:'RCPT TO:<u@local.test>\r\n' reply \
+	send:'DATA\r\n' reply \
+	send:'From: <a@sender.test>\r\nSubject: second after refusal\r\n\r\nyes\r\n.\r\n' reply \
+	send:'QUIT\r\n' reply)
+like "$(printf '%s\n' "$out" | grep -E '^[0-9]{3} ' | sed -n 6p)" \
+	'^550 5\.7\.1 content refused by the backend' "backend's refusal of a BDAT message passed on"
+like "$(printf '%s\n' "$out" | grep -E '^[0-9]{3} ' | sed -n 7,10p | tr '\n' ' ')" \
+	'^250 [^ ]+ [^ ]+ 250 [^ ]+ [^ ]+ 354 .* 250 2\.0\.0 Ok: [0-9]+ bytes queued as ' \
+	"after it, the next transaction in the session goes through (the backend's was reset)"
+arrives_as $((n0 + 1)) "second after refusal" "only the second message arrives"
+sleep 0.5
+is "$(count_sink)" $((n0 + 1)) "... once, and the refused one never"
+
+# ---- proxy_backend_chunking = no: DATA, dot-stuffed ----
+if start_proxy p0 "127.0.0.1:$SMTP_PORT" "proxy_backend_chunking = no"; then
+	n0=$(count_sink)
+	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
+	like "$r" '^250 2\.0\.0 Ok: queued as ' \
+		"proxy_backend_chunking = no: the message goes as DATA (Postfix's reply to the dot)"
+	arrives_as $((n0 + 1)) "via proxy" "... and arrives intact"
+	stop_pid "$PROXY_PID" 20
+else
+	not_ok "a proxy with proxy_backend_chunking = no starts" \
+		"$(tail -20 "$MXW_RUN/p0/mxwarden.log")"
+fi
+PROXY_PORT=$P1 PROXY_PID=$P1_PID
+
 # ---- HELO (plain SMTP), dot-stuffing, a spooled (file) message ----
 big=$MXW_RUN/big.eml
 {
@@ -68,11 +118,13 @@ big=$MXW_RUN/big.eml
 } >"$big"
 n0=$(count_sink)
 r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$big" --protocol SMTP)
-like "$r" '^250 2\.0\.0 Ok: queued as ' "HELO session with a 20 KB message (temporary file)"
+like "$r" "$PF_BDAT_250" \
+	"HELO session with a 20 KB message (temporary file), as BDAT"
 if wait_delivered $((n0 + 1)); then
 	d=$(delivered_file $((n0 + 1)))
 	is "$(grep -c '^line [0-9]* of a message' "$d")" 400 "every body line arrives"
-	is "$(grep -c '^\.leading dot line' "$d")" 1 "dot-stuffing undone and redone"
+	is "$(grep -c '^\.leading dot line' "$d")" 1 \
+		"a leading dot arrives as sent (unstuffed from the client, BDAT has no stuffing)"
 else
 	not_ok "spooled message reaches the sink"
 fi

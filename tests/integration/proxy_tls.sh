@@ -32,14 +32,15 @@ codes() { printf '%s\n' "$1" | grep -E '^[0-9]{3} |^TLS|^EOF|^TIMEOUT' |
 # spam_tests FILE - the symbols of FILE's X-Spam-Status as ",A,B,".
 spam_tests() { header_of "$1" X-Spam-Status | sed -n 's/.*tests=\([^ ]*\).*/,\1,/p'; }
 # tls_rule_case LABEL PORT IP FIRES SILENT [SWAKS...] - one message $f
-# through PORT (the proxy, or the milter Postfix): delivered, the rule
-# FIRES in its symbols, SILENT not.
+# through PORT (the proxy, or the milter Postfix): delivered (Postfix's
+# 250, to the proxy's BDAT or to the client's DATA), the rule FIRES in
+# its symbols, SILENT not.
 tls_rule_case() {
 	local label=$1 port=$2 ip=$3 fires=$4 silent=$5 r st n0
 	shift 5
 	n0=$(count_sink)
 	r=$(PMAIL_PORT=$port pmail "$ip" client.test a@sender.test u@local.test "$f" "$@")
-	like "$r" '^250 2\.0\.0 Ok: queued as ' "$label: delivered"
+	like "$r" '^250 2\.0\.0 Ok: ([0-9]+ bytes )?queued as ' "$label: delivered"
 	if wait_delivered $((n0 + 1)); then
 		st=$(spam_tests "$(delivered_file $((n0 + 1)))")
 		like "$st" ",$fires," "$label: the rule $fires fires"
@@ -96,7 +97,7 @@ unlike "$out" 'AUTH' "no AUTH offered before TLS"
 # ---- swaks --tls: delivered, TLS logged and given to the engine ----
 n0=$(count_sink)
 r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f" --tls)
-like "$r" '^250 2\.0\.0 Ok: queued as ' "STARTTLS session: backend's 250 passed on"
+like "$r" "$PF_BDAT_250" "STARTTLS session: backend's 250 passed on"
 if wait_delivered $((n0 + 1)); then
 	d=$(delivered_file $((n0 + 1)))
 	is "$(header_of "$d" Subject)" "over tls" "message over TLS delivered intact"
@@ -164,7 +165,7 @@ like "$(codes "$out")" '^220 250 220 EOF $' "garbage instead of a handshake: con
 # ---- implicit TLS listener ----
 n0=$(count_sink)
 r=$(PMAIL_PORT=$P1TLS pmail 127.0.0.5 client.test a@sender.test u@local.test "$f" --tlsc)
-like "$r" '^250 2\.0\.0 Ok: queued as ' "implicit TLS (swaks --tlsc): delivered"
+like "$r" "$PF_BDAT_250" "implicit TLS (swaks --tlsc): delivered"
 wait_delivered $((n0 + 1)) 10
 is "$(count_sink)" $((n0 + 1)) "implicit-TLS message arrives once"
 out=$(smtpc "$P1TLS" --implicit-tls send:'EHLO a.test\r\n' reply send:'QUIT\r\n' reply)
@@ -243,7 +244,7 @@ if wait_port "$TLSPF_PORT" 20 &&
 	start_proxy t3 "127.0.0.1:$TLSPF_PORT" "proxy_backend_tls = yes"; then
 	n0=$(count_sink)
 	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
-	like "$r" '^250 2\.0\.0 Ok: queued as ' "proxy_backend_tls: Postfix over TLS accepts"
+	like "$r" "$PF_BDAT_250" "proxy_backend_tls: Postfix over TLS accepts"
 	if wait_delivered $((n0 + 1)); then
 		d=$(delivered_file $((n0 + 1)))
 		like "$(header_of "$d" Received 2)" 'using TLSv1\.[23] with cipher' \
@@ -278,7 +279,7 @@ be_verified() {
 	fi
 	n0=$(count_sink)
 	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
-	like "$r" '^250 2\.0\.0 Ok: queued as ' "$name: verified backend accepts the message"
+	like "$r" "$PF_BDAT_250" "$name: verified backend accepts the message"
 	if wait_delivered $((n0 + 1)); then
 		like "$(header_of "$(delivered_file $((n0 + 1)))" Received 2)" \
 			'using TLSv1\.[23] with cipher' "$name: delivered over TLS"
@@ -349,7 +350,7 @@ if start_proxy reload "127.0.0.1:$CAPF_PORT" "proxy_backend_tls = yes" "$CA" \
 	done
 	n0=$(count_sink)
 	r=$(pmail 127.0.0.5 client.test a@sender.test u@local.test "$f")
-	like "$r" '^250 2\.0\.0 Ok: queued as ' "reload: after SIGHUP the new name verifies"
+	like "$r" "$PF_BDAT_250" "reload: after SIGHUP the new name verifies"
 	wait_delivered $((n0 + 1)) 10
 	is "$(count_sink)" $((n0 + 1)) "reload: the message is delivered"
 	stop_pid "$PROXY_PID"

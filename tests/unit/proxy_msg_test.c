@@ -1,7 +1,8 @@
 /*
  * proxy_msg_test.c - the spooled message (filter/proxy_msg.c,
  * filter/proxy_spool.c): header parsing, the engine's header edits
- * applied to the message itself, dot-stuffing, re-folding of added
+ * applied to the message itself, dot-stuffing (DATA) and its absence
+ * (BDAT, with the exact size), re-folding of added
  * values, and the spool's move to a temporary file. The engine is
  * replaced by stubs that record what it was fed.
  */
@@ -73,9 +74,10 @@ spool_text(struct proxy_spool *sp, size_t mem, const char *text)
 	assert_int_equal(proxy_spool_finish(sp, err, sizeof(err)), 0);
 }
 
-/* write_out - what proxy_msg_write sends, read back from a socketpair. */
+/* write_out - what proxy_msg_write (bdat: proxy_msg_write_bdat) sends,
+ * read back from a socketpair. */
 static char *
-write_out(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp)
+write_as(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp, int bdat)
 {
 	int sv[2];
 	struct proxy_io io;
@@ -85,7 +87,8 @@ write_out(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	proxy_io_init(&io, sv[0], 1000);
-	assert_int_equal(proxy_msg_write(m, t, sp, &io), 0);
+	assert_int_equal(bdat ? proxy_msg_write_bdat(m, t, sp, &io) :
+	    proxy_msg_write(m, t, sp, &io), 0);
 	assert_int_equal(proxy_io_flush(&io), 0);
 	proxy_io_close(&io);
 	while ((n = read(sv[1], out + tot, sizeof(out) - 1 - (size_t)tot)) > 0)
@@ -93,6 +96,24 @@ write_out(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp)
 	out[tot] = '\0';
 	close(sv[1]);
 	return out;
+}
+
+static char *
+write_out(struct proxy_msg *m, struct txn *t, struct proxy_spool *sp)
+{
+	return write_as(m, t, sp, 0);
+}
+
+/* bdat_ok - out is "BDAT n LAST" CRLF and exactly n bytes equal to
+ * want: no dot-stuffing, no final dot. */
+static void
+bdat_ok(const char *out, const char *want)
+{
+	char head[64];
+
+	snprintf(head, sizeof(head), "BDAT %zu LAST\r\n", strlen(want));
+	assert_memory_equal(out, head, strlen(head));
+	assert_string_equal(out + strlen(head), want);
 }
 
 static const char msg1[] =
@@ -151,23 +172,25 @@ test_write_with_edits(void **state)
 	t.nhdrop = sizeof(ops) / sizeof(ops[0]);
 	spool_text(&sp, 1 << 20, msg1);
 	assert_int_equal(proxy_msg_parse(&m, &sp, 4096, why, sizeof(why)), 0);
-	assert_string_equal(write_out(&m, &t, &sp),
-	    "Authentication-Results: mx.test;\r\n\tspf=pass\r\n"
-	    "Received: one\r\n"
-	    "Subject: folded\r\n"
-	    "\tsecond line\r\n"
-	    "Authentication-Results: other.test; ok\r\n"
-	    "X-Spam-Status: No, score=0.0\r\n\tEvil: injected\r\n"
-	    "\r\n"
+#define EDITED \
+	    "Authentication-Results: mx.test;\r\n\tspf=pass\r\n" \
+	    "Received: one\r\n" \
+	    "Subject: folded\r\n" \
+	    "\tsecond line\r\n" \
+	    "Authentication-Results: other.test; ok\r\n" \
+	    "X-Spam-Status: No, score=0.0\r\n\tEvil: injected\r\n" \
+	    "\r\n" \
 	    "body\r\n"
-	    "..dot line\r\n"
-	    ".\r\n");
+	assert_string_equal(write_out(&m, &t, &sp), EDITED "..dot line\r\n.\r\n");
+	bdat_ok(write_as(&m, &t, &sp, 1), EDITED ".dot line\r\n");
+#undef EDITED
 	proxy_msg_free(&m);
 	proxy_spool_free(&sp);
 }
 
 /* No empty line: the first non-field line starts the body; a message of
- * headers only; a header block over the limit. */
+ * headers only; a header block over the limit; each as DATA and as BDAT
+ * (also from a file spool). */
 static void
 test_odd_shapes(void **state)
 {
@@ -183,12 +206,22 @@ test_odd_shapes(void **state)
 	assert_int_equal(m.nf, 1);
 	assert_string_equal(write_out(&m, &t, &sp),
 	    "Subject: x\r\nnot a header\r\n..\r\n.\r\n");
+	bdat_ok(write_as(&m, &t, &sp, 1), "Subject: x\r\nnot a header\r\n.\r\n");
 	proxy_msg_free(&m);
 	proxy_spool_free(&sp);
 
 	spool_text(&sp, 1 << 20, "Subject: only\r\n");
 	assert_int_equal(proxy_msg_parse(&m, &sp, 4096, why, sizeof(why)), 0);
 	assert_string_equal(write_out(&m, &t, &sp), "Subject: only\r\n.\r\n");
+	bdat_ok(write_as(&m, &t, &sp, 1), "Subject: only\r\n");
+	proxy_msg_free(&m);
+	proxy_spool_free(&sp);
+
+	/* From a file spool (read twice: counted, then sent). */
+	spool_text(&sp, 16, "Subject: file\r\n\r\n.a\r\nb\r\n");
+	assert_true(proxy_spool_in_file(&sp));
+	assert_int_equal(proxy_msg_parse(&m, &sp, 4096, why, sizeof(why)), 0);
+	bdat_ok(write_as(&m, &t, &sp, 1), "Subject: file\r\n\r\n.a\r\nb\r\n");
 	proxy_msg_free(&m);
 	proxy_spool_free(&sp);
 

@@ -15,8 +15,12 @@
 # connection limits), idle_clients.py (many idle clients).
 #   make_cert DIR               self-signed cert.pem + key.pem (key 0600)
 #   count_sink                  messages in $SINK_DIR
+#   PF_BDAT_250                 Postfix's 250 to a message sent as BDAT (the
+#                               proxy's way with a backend that offers
+#                               CHUNKING: proxy_backend_chunking), a regex
 
 PROXY_HELPERS=$MXW_TOP/tests/integration/proxy
+PF_BDAT_250='^250 2\.0\.0 Ok: [0-9]+ bytes queued as '
 
 start_proxy() {
 	local name=$1 backend=$2 run=$MXW_RUN/$1 i l lines=()
