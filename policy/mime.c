@@ -198,9 +198,42 @@ mime_to_utf8(const char *charset, const char *in, size_t len, void *out)
 	return rc;
 }
 
+/*
+ * mime_html_tag_breaks - whether the tag in[0..n) (from its '<') ends a
+ * word as a browser shows it: block tags (p, div, br, td, ...) and
+ * unknown ones do; inline tags (b, span, font, a, ...) do not, so that
+ * "<b>Vi</b>agra" reads "Viagra", as the reader sees it.
+ */
+static int
+mime_html_tag_breaks(const char *in, size_t n)
+{
+	static const char *const inl[] = {
+		"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code",
+		"del", "dfn", "em", "font", "i", "ins", "kbd", "mark", "o:p", "q",
+		"s", "samp", "small", "span", "strike", "strong", "sub", "sup",
+		"tt", "u", "var", "wbr",
+	};
+	char name[16];
+	size_t i = 1, k = 0;
+
+	if (i < n && in[i] == '/')
+		i++;
+	while (i < n && k + 1 < sizeof(name) &&
+	    (isalnum((unsigned char)in[i]) || in[i] == ':'))
+		name[k++] = (char)tolower((unsigned char)in[i++]);
+	name[k] = '\0';
+	if (k == 0 || (i < n && (isalnum((unsigned char)in[i]) || in[i] == ':')))
+		return 1;	/* no name, or a name longer than any inline one */
+	for (size_t j = 0; j < ARRAY_LEN(inl); j++)
+		if (strcmp(name, inl[j]) == 0)
+			return 0;
+	return 1;
+}
+
 /* mime_html_strip - text of HTML in[0..len) appended to out: tags
- * removed (a tag ends a word: a space is written), script and style
- * contents dropped, a few entities decoded. */
+ * removed (a block tag ends a word: a space is written; an inline one
+ * does not), script and style contents dropped, a few entities
+ * decoded. */
 static void
 mime_html_strip(const char *in, size_t len, struct buf *out)
 {
@@ -223,7 +256,11 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 				continue;
 			}
 			const char *gt = memchr(in + i, '>', len - i);
+			size_t start = i;
+			int breaks;
+
 			i = gt ? (size_t)(gt - in) + 1 : len;
+			breaks = skip_to || mime_html_tag_breaks(in + start, i - start);
 			if (skip_to) {
 				const char *end = skip_to == 1 ? "</script" : "</style";
 				size_t el = strlen(end);
@@ -232,7 +269,8 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 				if (i + el > len)
 					i = len;
 			}
-			buf_append(out, " ", 1);
+			if (breaks)
+				buf_append(out, " ", 1);
 			continue;
 		}
 		if (in[i] == '&') {

@@ -48,6 +48,22 @@ test_plain(void **state)
 	mime_free(m);
 }
 
+/* HTML: block tags (and unknown ones) end words, inline tags do not, as
+ * a reader sees the text: a word split by <b> or <span> stays whole. */
+static void
+test_html_words(void **state)
+{
+	(void)state;
+	struct mime *m = decode("Content-Type: text/html\n",
+	    "<p>one</p><P>two</P><b>Vi</b>agra <SPAN class=x>V</SPAN><span>I"
+	    "</span>AGRA x<br/>y a<!-- c -->b <font color=red>fr</font>ee"
+	    " <td>c1</td><td>c2</td> <o:p>of</o:p>fice <blink>m</blink>n"
+	    " <a href=\"h\">li</a>nk <spanner>p</spanner>q\n", 7, 1 << 20);
+	assert_string_equal(text(m), " one  two Viagra VIAGRA x y ab free  c1  c2  "
+	    "office  m n link  p q\n");
+	mime_free(m);
+}
+
 static void
 test_qp_and_charset(void **state)
 {
@@ -228,6 +244,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_html_words),
 		cmocka_unit_test(test_qp_and_charset),
 		cmocka_unit_test(test_base64_multipart_nested),
 		cmocka_unit_test(test_broken),
