@@ -38,16 +38,26 @@ chk_harvest_blocked(struct txn *t, struct store *s, enum txn_event ev,
     struct verdict *v)
 {
 	time_t now = state_now();
+	unsigned gen = state_block_gen();
 	char why[64];
 	int err, b;
 
 	memset(v, 0, sizeof(*v));
 	if (s == NULL || t->client_internal || t->client_ip == NULL)
 		return VERDICT_CONTINUE;
+	/* Asked at connect, MAIL and each RCPT: within a second, and with
+	 * no block written here since, the answer "not blocked" stands. */
+	if (t->unblocked.at == now && t->unblocked.gen == gen &&
+	    strcmp(t->unblocked.ip, t->client_ip) == 0)
+		return VERDICT_CONTINUE;
 	if ((b = state_blocked(s, t->client_ip, now, why, sizeof(why))) < 0)
 		return state_db_error(t, v);
-	if (b == 0)
+	if (b == 0) {
+		t->unblocked.at = now;
+		t->unblocked.gen = gen;
+		str_copy(t->unblocked.ip, t->client_ip, sizeof(t->unblocked.ip));
 		return VERDICT_CONTINUE;
+	}
 	if (harvest_exempt(t, s, now, &err))
 		return VERDICT_CONTINUE;
 	if (err)
@@ -88,6 +98,7 @@ chk_harvest_bad_rcpt(struct txn *t, struct store *s, const char *rcpt,
 		if (store_set(s, "block", t->client_ip, "harvest", now,
 		    now + block) != 0)
 			return state_db_error(t, v);
+		state_block_written();
 		log_warn("%s: [%s] blocked for %lds: %ld invalid recipients",
 		    t->id, t->client_ip, block, n);
 		str_fmt(detail, sizeof(detail), "%ld invalid recipients", n);

@@ -29,6 +29,20 @@ state_now(void)
 	return time(NULL) + __atomic_load_n(&state_skew, __ATOMIC_RELAXED);
 }
 
+static unsigned state_blocks_written;
+
+unsigned
+state_block_gen(void)
+{
+	return __atomic_load_n(&state_blocks_written, __ATOMIC_ACQUIRE);
+}
+
+void
+state_block_written(void)
+{
+	__atomic_add_fetch(&state_blocks_written, 1, __ATOMIC_RELEASE);
+}
+
 void
 state_clock_skew(long secs)
 {

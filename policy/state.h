@@ -40,6 +40,14 @@ int	 state_ip_in(const char *ip, const char *entry);
 int	 state_blocked(struct store *s, const char *ip, time_t now, char *reason,
 	    size_t rlen);
 
+/* state_block_gen, state_block_written - a counter of the blocks this
+ * process has written (harvesting): a "not blocked" answer remembered
+ * by a session holds while it is unchanged (and for the same second:
+ * blocks written by another process, `mxwarden db block`, are seen by
+ * open sessions within a second, by new ones at once). */
+unsigned state_block_gen(void);
+void	 state_block_written(void);
+
 /* state_whitelisted - the client IP/CIDR, the envelope sender or
  * "@domain" of it is in the store's whitelist (`mxwarden db whitelist`).
  * 1, 0 or -1. */

@@ -19,6 +19,7 @@
 #define MXW_TXN_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* Check outcomes (RFC 8601 result vocabulary). */
 enum chk_res {
@@ -147,6 +148,11 @@ struct txn {
 	char		*our_hostname;	/* MTA's $j when it gives one */
 	unsigned	 nmsg;		/* MAIL commands so far (rate limits) */
 	unsigned	 bad_rcpt;	/* recipients refused as unknown (harvest) */
+	struct {			/* the last "not blocked" answer for */
+		time_t	 at;		/* client_ip: its second and the */
+		unsigned gen;		/* state_block_gen() then (0 at: none) */
+		char	 ip[48];
+	} unblocked;
 
 	/* Message. */
 	char		*mail_from;	/* envelope sender, no <>; "" = null sender */

@@ -3,7 +3,8 @@
  * through the engine over a temporary database: unknown recipients
  * refused with 550 and counted per client IP, the block at exactly the
  * threshold (421 at connect, 450 at RCPT), a second client unaffected,
- * the window, expiry and removal of the block, tarpit delays, the
+ * the window, expiry and removal of the block, blocks seen by sessions
+ * already open, tarpit delays, the
  * exemptions, and counting reported by the front ends (eng_bad_rcpt).
  */
 #include <setjmp.h>
@@ -168,6 +169,63 @@ test_unblock(void **state)
 	sfx_free(f);
 }
 
+/*
+ * A session asks at connect, MAIL and each RCPT, and keeps a "not
+ * blocked" answer for the second: a block written by this process (a
+ * parallel session of the same client reaching the threshold) is seen
+ * at the next command all the same; one written by another process
+ * (`mxwarden db block`) within a second.
+ */
+static void
+test_open_sessions(void **state)
+{
+	(void)state;
+	struct sfx *f = sfx_new(hv_rules, NULL);
+	struct verdict v;
+	enum verdict_action a;
+	struct txn *t1 = sfx_conn(f, "192.0.2.9", NULL, &a, &v);
+	struct txn *t2 = sfx_conn(f, "192.0.2.9", NULL, &a, &v);
+	int seen_stale = 0;
+
+	assert_int_equal(sfx_mail(t1, "<a@sender.test>", &v), VERDICT_CONTINUE);
+	assert_int_equal(sfx_mail(t2, "<a@sender.test>", &v), VERDICT_CONTINUE);
+	for (int i = 1; i <= 3; i++)
+		(void)sfx_rcpt(t2, "<nobody@local.test>", &v);
+	expect(sfx_rcpt(t2, "<known@local.test>", &v), &v, VERDICT_TEMPFAIL,
+	    "HARVEST_BLOCKED", "450", "the session that was blocked");
+	expect(sfx_rcpt(t1, "<known@local.test>", &v), &v, VERDICT_TEMPFAIL,
+	    "HARVEST_BLOCKED", "450", "a parallel session, at once");
+	eng_txn_free(t1);
+	eng_txn_free(t2);
+
+	/* Another process's block: the session's answer of this second
+	 * stands (tried again when the second turned in between). */
+	for (int k = 0; k < 5 && !seen_stale; k++) {
+		char ip[32];
+		time_t t0;
+
+		str_fmt(ip, sizeof(ip), "192.0.2.%d", 20 + k);
+		t1 = sfx_conn(f, ip, NULL, &a, &v);
+		t0 = state_now();
+		assert_int_equal(sfx_mail(t1, "<a@sender.test>", &v),
+		    VERDICT_CONTINUE);
+		assert_int_equal(store_set(f->s, "block", ip, "admin", t0, 0), 0);
+		a = sfx_rcpt(t1, "<known@local.test>", &v);
+		if (state_now() == t0) {
+			expect(a, &v, VERDICT_CONTINUE, NULL, NULL,
+			    "within the second");
+			seen_stale = 1;
+			state_clock_skew(1);
+			expect(sfx_rcpt(t1, "<known@local.test>", &v), &v,
+			    VERDICT_TEMPFAIL, "HARVEST_BLOCKED", "450",
+			    "the next second");
+		}
+		eng_txn_free(t1);
+	}
+	assert_true(seen_stale);
+	sfx_free(f);
+}
+
 /* Internal, authenticated and whitelisted clients are never counted. */
 static void
 test_exempt(void **state)
@@ -264,6 +322,7 @@ main(void)
 		cmocka_unit_test(test_block_at_threshold),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_unblock),
+		cmocka_unit_test(test_open_sessions),
 		cmocka_unit_test(test_exempt),
 		cmocka_unit_test(test_bad_rcpt_from_front_end),
 		cmocka_unit_test(test_tarpit),
