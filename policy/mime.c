@@ -240,6 +240,7 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 	static const struct { const char *n; const char *v; } ent[] = {
 		{ "amp;", "&" }, { "lt;", "<" }, { "gt;", ">" }, { "quot;", "\"" },
 		{ "apos;", "'" }, { "nbsp;", " " },
+		{ "shy;", "" }, { "zwnj;", "" }, { "zwj;", "" },	/* invisible */
 	};
 	size_t i = 0;
 
@@ -314,6 +315,39 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 	}
 }
 
+/*
+ * mime_drop_invisible - remove from b->data[from..] (UTF-8) what a reader
+ * does not see and what would split a word for a pattern: the soft
+ * hyphen U+00AD, the zero-width space, non-joiner and joiner
+ * U+200B..U+200D, the word joiner U+2060 and U+FEFF.
+ */
+static void
+mime_drop_invisible(struct buf *b, size_t from)
+{
+	size_t r = from, w = from;
+
+	while (r < b->len) {
+		const unsigned char *p = (const unsigned char *)b->data + r;
+		size_t left = b->len - r, n = 0;
+
+		if (left >= 2 && p[0] == 0xc2 && p[1] == 0xad)
+			n = 2;
+		else if (left >= 3 && p[0] == 0xe2 && ((p[1] == 0x80 &&
+		    p[2] >= 0x8b && p[2] <= 0x8d) || (p[1] == 0x81 && p[2] == 0xa0)))
+			n = 3;
+		else if (left >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+			n = 3;
+		if (n > 0) {
+			r += n;
+			continue;
+		}
+		b->data[w++] = b->data[r++];
+	}
+	b->len = w;
+	if (b->data != NULL)
+		b->data[w] = '\0';
+}
+
 /* mime_end_leaf - the current leaf part is complete: add its text. */
 static void
 mime_end_leaf(struct mime *m)
@@ -341,6 +375,7 @@ mime_end_leaf(struct mime *m)
 			size_t room = m->max > m->text.len ? m->max - m->text.len : 0;
 			buf_append(&m->text, u.data, room < u.len ? room : u.len);
 		}
+		mime_drop_invisible(&m->text, before);
 		buf_free(&u);
 	}
 	buf_reset(&m->part);

@@ -64,6 +64,24 @@ test_html_words(void **state)
 	mime_free(m);
 }
 
+/* Characters a reader does not see are dropped from the text, so that
+ * they cannot split a word for a pattern: soft hyphen, zero-width
+ * space, non-joiner, joiner, word joiner, U+FEFF; as entities too. */
+static void
+test_invisible(void **state)
+{
+	(void)state;
+	struct mime *m = decode("Content-Type: text/plain; charset=utf-8\n",
+	    "Vi\xc2\xad" "ag\xe2\x80\x8bra c\xe2\x80\x8c" "a\xe2\x80\x8ds"
+	    "\xe2\x81\xa0h \xef\xbb\xbfok \xe2\x80\x8e" "kept\n", 4, 1 << 20);
+	assert_string_equal(text(m), "Viagra cash ok \xe2\x80\x8e" "kept\n");
+	mime_free(m);
+	m = decode("Content-Type: text/html\n",
+	    "Vi&shy;ag&#8203;r&zwnj;a c&#x200D;a&zwj;sh &#173;x\n", 5, 1 << 20);
+	assert_string_equal(text(m), "Viagra cash x\n");
+	mime_free(m);
+}
+
 static void
 test_qp_and_charset(void **state)
 {
@@ -245,6 +263,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_html_words),
+		cmocka_unit_test(test_invisible),
 		cmocka_unit_test(test_qp_and_charset),
 		cmocka_unit_test(test_base64_multipart_nested),
 		cmocka_unit_test(test_broken),
