@@ -331,12 +331,6 @@ proxy_io_fill(struct proxy_io *io, int timeout_ms)
 }
 
 void
-proxy_io_answer_due(struct proxy_io *io)
-{
-	io->peer_turn = 0;
-}
-
-void
 proxy_io_readable(struct proxy_io *io)
 {
 	io->readable = 1;

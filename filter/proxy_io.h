@@ -79,10 +79,6 @@ void	proxy_io_close(struct proxy_io *io);
 enum proxy_line_status proxy_io_read_line(struct proxy_io *io, char *line,
 	    size_t cap, size_t max, size_t *len, int timeout_ms);
 
-/* proxy_io_answer_due - the peer's answer to output sent a while ago
- * is expected by now: the next read tries the socket at once. */
-void	proxy_io_answer_due(struct proxy_io *io);
-
 /* proxy_io_readable - the poller (edge-triggered) reported input: the
  * next read tries the socket whatever peer_turn says, so that no input
  * reported once is left unread. Cleared by a read that empties the

@@ -212,8 +212,9 @@ proxy_msg_apply_deletes(struct proxy_msg *m, const struct txn *t)
 }
 
 /* The message writer: dot-stuffing for DATA (stuff), the content as it
- * is for BDAT; without io it only counts (the size BDAT announces). bol
- * is set at the start of every line. */
+ * is for BDAT; without io it only counts the size BDAT announces (the
+ * spool's part without reading it). bol is set at the start of every
+ * line. */
 struct proxy_msg_out {
 	struct proxy_io	*io;
 	int		 stuff;
@@ -290,14 +291,47 @@ proxy_msg_put_inserts(struct proxy_msg_out *o, const struct txn *t, size_t at,
 	}
 }
 
+/* proxy_msg_put_rest - the spooled part after the header, through o. */
+static void
+proxy_msg_put_rest(struct proxy_msg *m, struct proxy_spool *sp,
+    struct proxy_msg_out *o)
+{
+	char *chunk = xmalloc(PROXY_MSG_CHUNK);
+	ssize_t r;
+
+	for (size_t off = m->rest_off; off < sp->len && !o->err; off += (size_t)r) {
+		r = proxy_spool_read(sp, off, chunk, PROXY_MSG_CHUNK);
+		if (r <= 0) {
+			o->err = 1;
+			break;
+		}
+		proxy_msg_put(o, chunk, (size_t)r);
+	}
+	free(chunk);
+}
+
+/* proxy_msg_count_rest - the same counted for BDAT, where it goes as it
+ * is: its size is the spool's, and only its last byte is read (does it
+ * end a line?). */
+static void
+proxy_msg_count_rest(struct proxy_msg *m, struct proxy_spool *sp,
+    struct proxy_msg_out *o)
+{
+	char last = '\n';
+
+	if (sp->len <= m->rest_off)
+		return;
+	if (proxy_spool_read(sp, sp->len - 1, &last, 1) != 1)
+		o->err = 1;
+	o->n += sp->len - m->rest_off;
+	o->bol = last == '\n';
+}
+
 /* proxy_msg_emit - the message as the backend gets it, through o. */
 static void
 proxy_msg_emit(struct proxy_msg *m, const struct txn *t,
     struct proxy_spool *sp, struct proxy_msg_out *o)
 {
-	char *chunk;
-	ssize_t r;
-
 	o->bol = 1;
 	for (size_t i = 0; i < m->nf; i++) {
 		proxy_msg_put_inserts(o, t, i, 0);
@@ -308,16 +342,10 @@ proxy_msg_emit(struct proxy_msg *m, const struct txn *t,
 	for (size_t k = 0; k < t->nhdrop; k++)
 		if (t->hdrop[k].kind == TXN_HDR_ADD)
 			proxy_msg_put_field(o, t->hdrop[k].name, t->hdrop[k].value);
-	chunk = xmalloc(PROXY_MSG_CHUNK);
-	for (size_t off = m->rest_off; off < sp->len && !o->err; off += (size_t)r) {
-		r = proxy_spool_read(sp, off, chunk, PROXY_MSG_CHUNK);
-		if (r <= 0) {
-			o->err = 1;
-			break;
-		}
-		proxy_msg_put(o, chunk, (size_t)r);
-	}
-	free(chunk);
+	if (o->io == NULL && !o->stuff)
+		proxy_msg_count_rest(m, sp, o);
+	else
+		proxy_msg_put_rest(m, sp, o);
 	/* Every spooled line ends with CRLF; a message cut by a header
 	 * limit or empty still gets a line end at its end. */
 	if (!o->bol)

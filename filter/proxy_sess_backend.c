@@ -38,7 +38,6 @@ proxy_sess_settle(struct proxy_sess *s)
 	if (owed == NULL)
 		return 0;
 	s->be_owed = NULL;
-	proxy_io_answer_due(&s->be.io);
 	if (proxy_backend_read_reply(&s->be, &s->r,
 	    proxy_sess_ms(s->cfg->proxy_backend_timeout), err, sizeof(err)) != 0) {
 		proxy_sess_backend_fail(s, owed, err);
@@ -272,7 +271,6 @@ proxy_sess_backend_done(struct proxy_sess *s)
 
 	if (s->be_owed != NULL && s->be.connected) {
 		s->be_owed = NULL;
-		proxy_io_answer_due(&s->be.io);
 		ok = proxy_backend_read_reply(&s->be, &s->r, 5000, s->line,
 		    sizeof(s->line)) == 0 && s->r.code == 250;
 	}

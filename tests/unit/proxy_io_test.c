@@ -302,7 +302,7 @@ turn(struct pair *p, const char *reply, const char *answer)
  * client answers only after it got the reply) and asks for POLLIN, even
  * when the answer is already there; the next read takes it. A waiting
  * read polls first and gets it at once. Input already buffered
- * (pipelined), proxy_io_answer_due, input reported by the poller
+ * (pipelined), input reported by the poller
  * (proxy_io_readable), or no turn_hints: read at once. */
 static void
 test_peer_turn(void **state)
@@ -323,11 +323,6 @@ test_peer_turn(void **state)
 	turn(&p, "250 ok\r\n", "RCPT\r\n");
 	assert_int_equal(rd(&p, line, sizeof(line), 63, &len), PL_OK);
 	assert_string_equal(line, "RCPT");
-
-	turn(&p, "250 ok\r\n", "DATA\r\n");
-	proxy_io_answer_due(&p.io);
-	assert_int_equal(rdn(&p, line, sizeof(line), 63, &len), PL_OK);
-	assert_string_equal(line, "DATA");
 
 	turn(&p, "354 go\r\n", "x\r\n");
 	proxy_io_readable(&p.io);

@@ -217,7 +217,17 @@ test_odd_shapes(void **state)
 	proxy_msg_free(&m);
 	proxy_spool_free(&sp);
 
-	/* From a file spool (read twice: counted, then sent). */
+	/* A spool whose last line has no line end: BDAT counts the CRLF
+	 * added, as DATA adds it. */
+	spool_text(&sp, 1 << 20, "Subject: x\r\n\r\nno end");
+	assert_int_equal(proxy_msg_parse(&m, &sp, 4096, why, sizeof(why)), 0);
+	assert_string_equal(write_out(&m, &t, &sp),
+	    "Subject: x\r\n\r\nno end\r\n.\r\n");
+	bdat_ok(write_as(&m, &t, &sp, 1), "Subject: x\r\n\r\nno end\r\n");
+	proxy_msg_free(&m);
+	proxy_spool_free(&sp);
+
+	/* From a file spool (its size counted, its last byte read). */
 	spool_text(&sp, 16, "Subject: file\r\n\r\n.a\r\nb\r\n");
 	assert_true(proxy_spool_in_file(&sp));
 	assert_int_equal(proxy_msg_parse(&m, &sp, 4096, why, sizeof(why)), 0);
