@@ -76,6 +76,42 @@ bench_sink() {
 	export SINK_PORT
 }
 
+# bench_relay - a private haproxy in TCP mode in front of the sink: a
+# relay with no SMTP logic at all, the reference for what terminating
+# TCP on both sides costs on this machine (section 5). Sets RELAY_PORT;
+# leaves it empty, with RELAY_WHY saying why, when haproxy is missing
+# or does not start.
+bench_relay() {
+	local ha cfg=$RUN/haproxy.cfg pid
+	RELAY_PORT= RELAY_WHY=
+	ha=$(PATH=$PATH:/usr/sbin command -v haproxy) || {
+		RELAY_WHY="haproxy not installed (contrib/install-deps.sh bench)"
+		return 1; }
+	RELAY_PORT=$(free_port) || { RELAY_PORT= RELAY_WHY="no free port"; return 1; }
+	cat >"$cfg" <<EOF
+global
+	maxconn 4000
+	user nobody
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+frontend relay
+	bind 127.0.0.1:$RELAY_PORT
+	default_backend sink
+backend sink
+	server sink 127.0.0.1:$SINK_PORT
+EOF
+	"$ha" -db -f "$cfg" >>"$RUN/haproxy.log" 2>&1 &
+	pid=$!
+	mxw_track_pid "$pid"
+	if ! wait_port "$RELAY_PORT" 10 || ! kill -0 "$pid" 2>/dev/null; then
+		RELAY_PORT= RELAY_WHY="haproxy did not start: $(tail -1 "$RUN/haproxy.log")"
+		return 1
+	fi
+}
+
 # bench_mxwarden DIR SPEC - mxwarden listening on SPEC (inet:PORT@ADDR
 # or unix:PATH), config in DIR, log level info; sets BM_PID.
 bench_mxwarden() {

@@ -453,34 +453,72 @@ bench_px_round() {
 	awk -v n="$2" -v s="$secs" 'BEGIN { printf "%.2f\n", n / s }'
 }
 
-# bench_ab LABEL_A PORT_A LABEL_B PORT_B SESSIONS - BENCH_PROXY_ROUNDS
-# rounds of A and B back to back (the first alternating); rows for
-# both and the per-round ratio B/A; BENCH_AB_RATIO gets its median.
+# bench_ab LABEL_A PORT_A LABEL_B PORT_B SESSIONS - bench_abn for two
+# setups: BENCH_AB_RATIO is the median of B/A.
 bench_ab() {
-	local la=$1 pa=$2 lb=$3 pb=$4 s=$5 r x ra rb
-	local -a a=() b=() ratio=()
+	bench_abn "$5" "$1" "$2" "$3" "$4"
+}
+
+# bench_abn SESSIONS LABEL_0 PORT_0 LABEL_1 PORT_1 [LABEL_2 PORT_2] -
+# BENCH_PROXY_ROUNDS rounds of every setup back to back, each round
+# starting with the next setup (0 1 2, 1 2 0, 2 0 1, ...); a row for
+# each setup and the per-round ratios 1/0, 2/0 and 1/2. BENCH_AB_RATIO
+# gets the median of 1/0.
+bench_abn() {
+	local s=$1 r i j k n rate
+	local -a label=() port=() ratio=()
+	shift
+	while [ $# -ge 2 ]; do
+		label+=("$1")
+		port+=("$2")
+		shift 2
+	done
+	n=${#label[@]}
+	# rates[i] holds "round:rate" words of setup i
+	local -a rates=()
 	for ((r = 1; r <= BENCH_PROXY_ROUNDS; r++)); do
-		ra= rb=
-		for x in $( ((r % 2)) && echo A B || echo B A); do
-			if [ "$x" = A ]; then
-				ra=$(bench_px_round "$pa" "$BENCH_PROXY_MSGS" "$s" \
-					"$RUN/px-source.log") ||
-					{ bench_fail "$la, -s $s, round $r: $(tail -2 "$RUN/px-source.log")"; ra=; }
+		for ((k = 0; k < n; k++)); do
+			i=$(((r - 1 + k) % n))
+			if rate=$(bench_px_round "${port[i]}" "$BENCH_PROXY_MSGS" "$s" \
+				"$RUN/px-source.log"); then
+				rates[i]="${rates[i]:-} $r:$rate"
 			else
-				rb=$(bench_px_round "$pb" "$BENCH_PROXY_MSGS" "$s" \
-					"$RUN/px-source.log") ||
-					{ bench_fail "$lb, -s $s, round $r: $(tail -2 "$RUN/px-source.log")"; rb=; }
+				bench_fail "${label[i]}, -s $s, round $r: $(tail -2 "$RUN/px-source.log")"
 			fi
 		done
-		[ -n "$ra" ] && a+=("$ra")
-		[ -n "$rb" ] && b+=("$rb")
-		[ -n "$ra" ] && [ -n "$rb" ] && ratio+=("$(awk -v x="$rb" -v y="$ra" \
-			'BEGIN { printf "%.3f\n", x / y }')")
 	done
-	bench_row "msg/s, $la, -s $s" msg/s "${a[@]}"
-	bench_row "msg/s, $lb, -s $s" msg/s "${b[@]}"
-	bench_row "ratio $lb / $la, -s $s" x "${ratio[@]}"
-	BENCH_AB_RATIO=$(printf '%s\n' "${ratio[@]}" | bench_stats | cut -d' ' -f1)
+	for ((i = 0; i < n; i++)); do
+		# shellcheck disable=SC2086
+		bench_row "msg/s, ${label[i]}, -s $s" msg/s $(bench_ab_rates ${rates[i]:-})
+	done
+	for k in "1 0" "2 0" "1 2"; do
+		read -r i j <<<"$k"
+		[ "$i" -lt "$n" ] && [ "$j" -lt "$n" ] || continue
+		# shellcheck disable=SC2086
+		mapfile -t ratio < <(bench_ab_ratios "${rates[i]:-}" "${rates[j]:-}")
+		bench_row "ratio ${label[i]} / ${label[j]}, -s $s" x "${ratio[@]}"
+		[ "$k" = "1 0" ] && BENCH_AB_RATIO=$(printf '%s\n' "${ratio[@]}" |
+			bench_stats | cut -d' ' -f1)
+	done
+}
+
+# bench_ab_rates ROUND:RATE... - the rates alone
+bench_ab_rates() {
+	local w
+	for w in "$@"; do printf '%s\n' "${w#*:}"; done
+}
+
+# bench_ab_ratios "ROUND:RATE..." "ROUND:RATE..." - the ratios of the
+# rounds both setups completed, one per line
+bench_ab_ratios() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		n = split(b, w, " ")
+		for (k = 1; k <= n; k++) { split(w[k], f, ":"); den[f[1]] = f[2] }
+		n = split(a, w, " ")
+		for (k = 1; k <= n; k++) { split(w[k], f, ":")
+			if ((f[1] in den) && den[f[1]] > 0)
+				printf "%.3f\n", f[2] / den[f[1]] }
+	}'
 }
 
 # bench_px_warm PORT - a warm-up run (DNS answers cached, threads up)
@@ -502,18 +540,29 @@ bench_target() {
 
 bench_proxy_tp() {
 	local s c0 c1
+	local -a relay
 	out "5. Proxy throughput: smtp-source straight to smtp-sink against" \
 		"   smtp-source -> mxwarden proxy (every check, default rules, no rate" \
 		"   limits) -> smtp-sink; $BENCH_PROXY_MSGS messages per round (one per" \
 		"   connection, corpus/rsa.eml), $BENCH_PROXY_ROUNDS rounds per setup, after a warm-up"
+	out "   The third setup, a TCP relay with no SMTP logic at all (haproxy, mode" \
+		"   tcp, one sink connection per client connection), shows what any proxy" \
+		"   that terminates TCP on both sides costs on this machine"
 	if [ -z "${PX_PORT_px:-}" ]; then
 		bench_proxy px "" || { bench_fail "the proxy does not start"; out ""; return; }
+	fi
+	relay=()
+	if bench_relay; then
+		relay=("TCP relay" "$RELAY_PORT")
+		bench_px_warm "$RELAY_PORT"
+	else
+		out "   TCP relay: skipped, $RELAY_WHY"
 	fi
 	bench_px_warm "$SINK_PORT"
 	bench_px_warm "$PX_PORT_px"
 	for s in $BENCH_PROXY_CONC; do
 		c0=$(bench_cpu_ticks "$PX_PID_px")
-		bench_ab direct "$SINK_PORT" proxy "$PX_PORT_px" "$s"
+		bench_abn "$s" direct "$SINK_PORT" proxy "$PX_PORT_px" "${relay[@]}"
 		c1=$(bench_cpu_ticks "$PX_PID_px")
 		bench_target "proxy / direct at -s $s" "$BENCH_AB_RATIO" 0.8
 		out "   proxy CPU (user + system) per message at -s $s: $(awk -v a="$c0" \

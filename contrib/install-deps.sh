@@ -1,9 +1,10 @@
 #!/bin/sh
 # install-deps.sh - install the Debian 12 packages mxwarden needs.
 #
-# Usage: contrib/install-deps.sh build|test
+# Usage: contrib/install-deps.sh build|test|bench
 #   build  libraries and tools to compile and run mxwarden
 #   test   also the real servers and clients the test suites talk to
+#   bench  also what only the benchmark harness uses (a reference relay)
 #
 # Only what is missing is installed, and the script names it first.
 # Needs root (apt-get) when something is missing; does nothing otherwise.
@@ -17,10 +18,13 @@ test_pkgs="libcmocka-dev nsd postfix swaks opendkim-tools
 libmail-dkim-perl python3 python3-dnspython python3-dkim python3-nacl
 miltertest dnsutils valgrind libclang-rt-14-dev iproute2 python3-yaml"
 
+bench_pkgs="haproxy"
+
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
 test)  want="$build_pkgs $test_pkgs" ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""
