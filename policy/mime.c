@@ -10,21 +10,16 @@
  * end of the part is converted to UTF-8, stripped of HTML if needed and
  * appended to the message text.
  *
- * Thread safety: one decoder per transaction, no shared state; libxml2
- * (the HTML parser) is initialised once, and each part gets a parser
- * context of its own.
+ * Thread safety: one decoder per transaction, no shared state.
  * Security: all input is hostile; every buffer has a hard maximum and
  * malformed input only sets MIME_F_BROKEN.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <iconv.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <libxml/HTMLparser.h>
 
 #include "buf.h"
 #include "mime.h"
@@ -32,7 +27,6 @@
 
 #define MIME_MAX_PART_HDRS	16384
 #define MIME_MAX_PARAM		256
-#define MIME_HTML_CHUNK		16384	/* bytes per call to the HTML parser */
 
 enum mime_state { MS_HEADERS, MS_BODY, MS_SKIP };
 enum mime_enc { ME_PLAIN, ME_QP, ME_B64 };
@@ -204,123 +198,121 @@ mime_to_utf8(const char *charset, const char *in, size_t len, void *out)
 	return rc;
 }
 
-static int
-mime_html_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /*
- * mime_html_breaks - whether element name (lower case, as the HTML
- * parser reports it) ends a word as a browser shows it: block elements
- * (p, div, br, td, ...) and unknown ones do; inline ones (b, span, font,
- * a, ...) do not, so that "<b>Vi</b>agra" reads "Viagra", as the reader
- * sees it.
+ * mime_html_tag_breaks - whether the tag in[0..n) (from its '<') ends a
+ * word as a browser shows it: block tags (p, div, br, td, ...) and
+ * unknown ones do; inline tags (b, span, font, a, ...) do not, so that
+ * "<b>Vi</b>agra" reads "Viagra", as the reader sees it.
  */
 static int
-mime_html_breaks(const char *name)
+mime_html_tag_breaks(const char *in, size_t n)
 {
 	static const char *const inl[] = {
 		"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code",
 		"del", "dfn", "em", "font", "i", "ins", "kbd", "mark", "o:p", "q",
 		"s", "samp", "small", "span", "strike", "strong", "sub", "sup",
 		"tt", "u", "var", "wbr",
-	};	/* sorted, for bsearch */
+	};
+	char name[16];
+	size_t i = 1, k = 0;
 
-	return bsearch(&name, inl, ARRAY_LEN(inl), sizeof(inl[0]),
-	    mime_html_name_cmp) == NULL;
+	if (i < n && in[i] == '/')
+		i++;
+	while (i < n && k + 1 < sizeof(name) &&
+	    (isalnum((unsigned char)in[i]) || in[i] == ':'))
+		name[k++] = (char)tolower((unsigned char)in[i++]);
+	name[k] = '\0';
+	if (k == 0 || (i < n && (isalnum((unsigned char)in[i]) || in[i] == ':')))
+		return 1;	/* no name, or a name longer than any inline one */
+	for (size_t j = 0; j < ARRAY_LEN(inl); j++)
+		if (strcmp(name, inl[j]) == 0)
+			return 0;
+	return 1;
 }
 
-/* The SAX handlers of mime_html_strip; ctx is the output buffer. */
-static void
-mime_html_tag(void *ctx, const xmlChar *name)
-{
-	struct buf *out = ctx;
-
-	/* One space between words, however many tags separate them; none
-	 * before the first word or after a line end. */
-	if (mime_html_breaks((const char *)name) && out->len > 0 &&
-	    !isspace((unsigned char)out->data[out->len - 1]))
-		buf_append(out, " ", 1);
-}
-
-static void
-mime_html_start(void *ctx, const xmlChar *name, const xmlChar **atts)
-{
-	(void)atts;
-	mime_html_tag(ctx, name);
-}
-
-static void
-mime_html_text(void *ctx, const xmlChar *ch, int len)
-{
-	struct buf *out = ctx;
-	const char *p = (const char *)ch, *e = p + len, *nb;
-
-	/* A no-break space is a space to a pattern, as to the reader. */
-	while ((nb = memmem(p, (size_t)(e - p), "\xc2\xa0", 2)) != NULL) {
-		buf_append(out, p, (size_t)(nb - p));
-		buf_append(out, " ", 1);
-		p = nb + 2;
-	}
-	buf_append(out, p, (size_t)(e - p));
-}
-
-/* Script and style contents, comments and parse errors: dropped. */
-static void
-mime_html_drop(void *ctx, const xmlChar *ch, int len)
-{
-	(void)ctx;
-	(void)ch;
-	(void)len;
-}
-
-static void
-mime_html_error(void *ctx, xmlErrorPtr err)
-{
-	(void)ctx;
-	(void)err;
-}
-
-/*
- * mime_html_strip - the text of HTML in[0..len) (UTF-8) appended to out,
- * as libxml2's HTML parser reads it (recovering from broken markup as
- * it does): every entity of HTML 4 decoded, script and style contents
- * and comments dropped, a block element's tags ending a word (one
- * space), an inline element's not. The document's own charset
- * declaration is ignored: the text is UTF-8 already.
- */
+/* mime_html_strip - text of HTML in[0..len) appended to out: tags
+ * removed (a block tag ends a word: a space is written; an inline one
+ * does not), script and style contents dropped, a few entities
+ * decoded. */
 static void
 mime_html_strip(const char *in, size_t len, struct buf *out)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	htmlSAXHandler sax;
-	htmlParserCtxtPtr c;
-	size_t off = 0;
+	static const struct { const char *n; const char *v; } ent[] = {
+		{ "amp;", "&" }, { "lt;", "<" }, { "gt;", ">" }, { "quot;", "\"" },
+		{ "apos;", "'" }, { "nbsp;", " " },
+		{ "shy;", "" }, { "zwnj;", "" }, { "zwj;", "" },	/* invisible */
+	};
+	size_t i = 0;
 
-	pthread_once(&once, xmlInitParser);
-	memset(&sax, 0, sizeof(sax));
-	sax.initialized = XML_SAX2_MAGIC;	/* serror is used */
-	sax.startElement = mime_html_start;
-	sax.endElement = mime_html_tag;
-	sax.characters = mime_html_text;
-	sax.ignorableWhitespace = mime_html_text;
-	sax.cdataBlock = mime_html_drop;
-	sax.serror = mime_html_error;
-	c = htmlCreatePushParserCtxt(&sax, out, NULL, 0, NULL,
-	    XML_CHAR_ENCODING_UTF8);
-	if (c == NULL)
-		return;
-	htmlCtxtUseOptions(c, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
-	    HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_IGNORE_ENC);
-	/* In pieces: the parser's copy of its input stays small. */
-	do {
-		size_t n = len - off > MIME_HTML_CHUNK ? MIME_HTML_CHUNK : len - off;
+	while (i < len) {
+		if (in[i] == '<') {
+			int skip_to = 0;	/* 1 script, 2 style */
+			if (len - i > 7 && strncasecmp(in + i, "<script", 7) == 0)
+				skip_to = 1;
+			else if (len - i > 6 && strncasecmp(in + i, "<style", 6) == 0)
+				skip_to = 2;
+			else if (len - i > 4 && strncmp(in + i, "<!--", 4) == 0) {
+				const char *e = memmem(in + i, len - i, "-->", 3);
+				i = e ? (size_t)(e - in) + 3 : len;
+				continue;
+			}
+			const char *gt = memchr(in + i, '>', len - i);
+			size_t start = i;
+			int breaks;
 
-		htmlParseChunk(c, in + off, (int)n, off + n == len);
-		off += n;
-	} while (off < len);
-	htmlFreeParserCtxt(c);
+			i = gt ? (size_t)(gt - in) + 1 : len;
+			breaks = skip_to || mime_html_tag_breaks(in + start, i - start);
+			if (skip_to) {
+				const char *end = skip_to == 1 ? "</script" : "</style";
+				size_t el = strlen(end);
+				while (i + el <= len && strncasecmp(in + i, end, el) != 0)
+					i++;
+				if (i + el > len)
+					i = len;
+			}
+			if (breaks)
+				buf_append(out, " ", 1);
+			continue;
+		}
+		if (in[i] == '&') {
+			size_t k;
+			for (k = 0; k < ARRAY_LEN(ent); k++) {
+				size_t nl = strlen(ent[k].n);
+				if (len - i - 1 >= nl && strncasecmp(in + i + 1, ent[k].n,
+				    nl) == 0) {
+					buf_puts(out, ent[k].v);
+					i += 1 + nl;
+					break;
+				}
+			}
+			if (k < ARRAY_LEN(ent))
+				continue;
+			if (i + 2 < len && in[i + 1] == '#') {
+				char num[12];
+				size_t n = 0, j = i + 2;
+				int hex = in[j] == 'x' || in[j] == 'X';
+				if (hex)
+					j++;
+				while (j < len && n + 1 < sizeof(num) && isxdigit((unsigned char)in[j]))
+					num[n++] = in[j++];
+				num[n] = '\0';
+				unsigned long cp = n ? strtoul(num, NULL, hex ? 16 : 10) : 0;
+				if (n && j < len && in[j] == ';' && cp > 0 && cp < 0x110000) {
+					unsigned char u[4];
+					size_t ul;
+					if (cp < 0x80) { u[0] = (unsigned char)cp; ul = 1; }
+					else if (cp < 0x800) { u[0] = 0xc0 | (cp >> 6); u[1] = 0x80 | (cp & 0x3f); ul = 2; }
+					else if (cp < 0x10000) { u[0] = 0xe0 | (cp >> 12); u[1] = 0x80 | ((cp >> 6) & 0x3f); u[2] = 0x80 | (cp & 0x3f); ul = 3; }
+					else { u[0] = 0xf0 | (cp >> 18); u[1] = 0x80 | ((cp >> 12) & 0x3f); u[2] = 0x80 | ((cp >> 6) & 0x3f); u[3] = 0x80 | (cp & 0x3f); ul = 4; }
+					buf_append(out, u, ul);
+					i = j + 1;
+					continue;
+				}
+			}
+		}
+		buf_append(out, in + i, 1);
+		i++;
+	}
 }
 
 /*
