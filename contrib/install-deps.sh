@@ -12,6 +12,7 @@ set -eu
 
 build_pkgs="gcc make pkg-config libmilter-dev libspf2-dev libopendkim-dev
 libopendmarc-dev libpcre2-dev libsqlite3-dev libssl-dev libunbound-dev libevent-dev
+libxml2-dev
 publicsuffix sqlite3 ca-certificates"
 
 test_pkgs="libcmocka-dev nsd postfix swaks opendkim-tools

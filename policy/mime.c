@@ -10,16 +10,21 @@
  * end of the part is converted to UTF-8, stripped of HTML if needed and
  * appended to the message text.
  *
- * Thread safety: one decoder per transaction, no shared state.
+ * Thread safety: one decoder per transaction; the only shared state is
+ * the index of HTML's named references, built once (pthread_once) and
+ * read-only after.
  * Security: all input is hostile; every buffer has a hard maximum and
  * malformed input only sets MIME_F_BROKEN.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <iconv.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <libxml/HTMLparser.h>
 
 #include "buf.h"
 #include "mime.h"
@@ -230,18 +235,159 @@ mime_html_tag_breaks(const char *in, size_t n)
 	return 1;
 }
 
-/* mime_html_strip - text of HTML in[0..len) appended to out: tags
- * removed (a block tag ends a word: a space is written; an inline one
- * does not), script and style contents dropped, a few entities
- * decoded. */
+/* The named character references of HTML 4: libxml2's table, indexed
+ * by name once (libxml2 itself looks a name up by a linear scan). */
+#define MIME_ENT_MAX	512
+#define MIME_ENT_NAME	8	/* the longest HTML 4 name ("thetasym") */
+
+static const htmlEntityDesc *mime_ent[MIME_ENT_MAX];
+static size_t mime_nent;
+static pthread_once_t mime_ent_once = PTHREAD_ONCE_INIT;
+
+static int
+mime_ent_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const htmlEntityDesc *const *)a)->name,
+	    (*(const htmlEntityDesc *const *)b)->name);
+}
+
+/* mime_ent_init - every entity of the table, found by its code point
+ * (all lie below U+2700), sorted by name. */
+static void
+mime_ent_init(void)
+{
+	for (unsigned int cp = 1; cp < 0x2700 && mime_nent < MIME_ENT_MAX; cp++) {
+		const htmlEntityDesc *d = htmlEntityValueLookup(cp);
+
+		if (d != NULL && d->value == cp)
+			mime_ent[mime_nent++] = d;
+	}
+	qsort(mime_ent, mime_nent, sizeof(mime_ent[0]), mime_ent_cmp);
+}
+
+/* mime_ent_lookup - the code point of the named reference name, or -1. */
+static long
+mime_ent_lookup(const char *name)
+{
+	htmlEntityDesc key = { .name = name };
+	const htmlEntityDesc *k = &key, *const *hit;
+
+	pthread_once(&mime_ent_once, mime_ent_init);
+	hit = bsearch(&k, mime_ent, mime_nent, sizeof(mime_ent[0]), mime_ent_cmp);
+	return hit != NULL ? (long)(*hit)->value : -1;
+}
+
+/*
+ * mime_html_ref - the character reference at in[0..len) (in[0] is '&'):
+ * &name; (HTML 4's names; in another case too, "&NBSP;"), &#N; or &#xH;.
+ * Returns its code point and sets *n to its length, or -1 when there is
+ * none there (the '&' is text).
+ */
+static long
+mime_html_ref(const char *in, size_t len, size_t *n)
+{
+	char name[MIME_ENT_NAME + 1];
+	size_t j = 1, k = 0;
+	long cp = 0;
+
+	if (j < len && in[j] == '#') {
+		int hex = j + 1 < len && (in[j + 1] == 'x' || in[j + 1] == 'X');
+		size_t d0 = j += hex ? 2 : 1;
+
+		/* At most 7 digits: U+10FFFF is 1114111. */
+		while (j < len && j - d0 < 7 && (hex ? isxdigit((unsigned char)in[j]) :
+		    isdigit((unsigned char)in[j]))) {
+			int d = (unsigned char)in[j];
+
+			cp = cp * (hex ? 16 : 10) + (isdigit(d) ? d - '0' :
+			    tolower(d) - 'a' + 10);
+			j++;
+		}
+		if (j == d0 || j >= len || in[j] != ';' || cp == 0 ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return -1;
+		*n = j + 1;
+		return cp;
+	}
+	while (j < len && k < MIME_ENT_NAME && isalnum((unsigned char)in[j]))
+		name[k++] = in[j++];
+	if (k == 0 || j >= len || in[j] != ';')
+		return -1;
+	name[k] = '\0';
+	if ((cp = mime_ent_lookup(name)) < 0 &&
+	    (cp = mime_ent_lookup(str_lower(name))) < 0)
+		return -1;
+	*n = j + 1;
+	return cp;
+}
+
+/* mime_put_utf8 - code point cp (valid) appended to out in UTF-8. */
+static void
+mime_put_utf8(struct buf *out, unsigned long cp)
+{
+	unsigned char u[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		u[0] = (unsigned char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (unsigned char)(0xc0 | (cp >> 6));
+		u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xe0 | (cp >> 12));
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (unsigned char)(0xf0 | (cp >> 18));
+		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	buf_append(out, u, n);
+}
+
+/*
+ * mime_html_tag_end - the tag that starts at in[0] ('<'): the index just
+ * after its '>', or len when it has none. In a start tag, a quoted
+ * attribute value may hold a '>' (<a title="x > y">), as browsers read
+ * it; an unterminated quote runs to the end.
+ */
+static size_t
+mime_html_tag_end(const char *in, size_t len)
+{
+	int start = len > 1 && isalpha((unsigned char)in[1]);
+	size_t i = 1;
+
+	while (i < len && in[i] != '>') {
+		if (start && in[i] == '=') {
+			i++;
+			while (i < len && isspace((unsigned char)in[i]))
+				i++;
+			if (i < len && (in[i] == '"' || in[i] == '\'')) {
+				const char *q = memchr(in + i + 1, in[i], len - i - 1);
+
+				if (q == NULL)
+					return len;
+				i = (size_t)(q - in) + 1;
+			}
+			continue;
+		}
+		i++;
+	}
+	return i < len ? i + 1 : len;
+}
+
+/* mime_html_strip - text of HTML in[0..len) appended to out, in one
+ * pass (linear in len, whatever the markup): tags removed (a block tag
+ * ends a word: a space is written; an inline one does not), comments,
+ * script and style contents dropped, character references decoded. */
 static void
 mime_html_strip(const char *in, size_t len, struct buf *out)
 {
-	static const struct { const char *n; const char *v; } ent[] = {
-		{ "amp;", "&" }, { "lt;", "<" }, { "gt;", ">" }, { "quot;", "\"" },
-		{ "apos;", "'" }, { "nbsp;", " " },
-		{ "shy;", "" }, { "zwnj;", "" }, { "zwj;", "" },	/* invisible */
-	};
 	size_t i = 0;
 
 	while (i < len) {
@@ -256,11 +402,10 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 				i = e ? (size_t)(e - in) + 3 : len;
 				continue;
 			}
-			const char *gt = memchr(in + i, '>', len - i);
 			size_t start = i;
 			int breaks;
 
-			i = gt ? (size_t)(gt - in) + 1 : len;
+			i += mime_html_tag_end(in + i, len - i);
 			breaks = skip_to || mime_html_tag_breaks(in + start, i - start);
 			if (skip_to) {
 				const char *end = skip_to == 1 ? "</script" : "</style";
@@ -275,43 +420,24 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 			continue;
 		}
 		if (in[i] == '&') {
-			size_t k;
-			for (k = 0; k < ARRAY_LEN(ent); k++) {
-				size_t nl = strlen(ent[k].n);
-				if (len - i - 1 >= nl && strncasecmp(in + i + 1, ent[k].n,
-				    nl) == 0) {
-					buf_puts(out, ent[k].v);
-					i += 1 + nl;
-					break;
-				}
-			}
-			if (k < ARRAY_LEN(ent))
+			size_t n;
+			long cp = mime_html_ref(in + i, len - i, &n);
+
+			if (cp >= 0) {
+				/* A no-break space is a space to a pattern, as
+				 * to the reader. */
+				mime_put_utf8(out, cp == 0xa0 ? ' ' : (unsigned long)cp);
+				i += n;
 				continue;
-			if (i + 2 < len && in[i + 1] == '#') {
-				char num[12];
-				size_t n = 0, j = i + 2;
-				int hex = in[j] == 'x' || in[j] == 'X';
-				if (hex)
-					j++;
-				while (j < len && n + 1 < sizeof(num) && isxdigit((unsigned char)in[j]))
-					num[n++] = in[j++];
-				num[n] = '\0';
-				unsigned long cp = n ? strtoul(num, NULL, hex ? 16 : 10) : 0;
-				if (n && j < len && in[j] == ';' && cp > 0 && cp < 0x110000) {
-					unsigned char u[4];
-					size_t ul;
-					if (cp < 0x80) { u[0] = (unsigned char)cp; ul = 1; }
-					else if (cp < 0x800) { u[0] = 0xc0 | (cp >> 6); u[1] = 0x80 | (cp & 0x3f); ul = 2; }
-					else if (cp < 0x10000) { u[0] = 0xe0 | (cp >> 12); u[1] = 0x80 | ((cp >> 6) & 0x3f); u[2] = 0x80 | (cp & 0x3f); ul = 3; }
-					else { u[0] = 0xf0 | (cp >> 18); u[1] = 0x80 | ((cp >> 12) & 0x3f); u[2] = 0x80 | ((cp >> 6) & 0x3f); u[3] = 0x80 | (cp & 0x3f); ul = 4; }
-					buf_append(out, u, ul);
-					i = j + 1;
-					continue;
-				}
 			}
 		}
-		buf_append(out, in + i, 1);
-		i++;
+		/* Text up to the next tag or reference, in one piece. */
+		size_t j = i + 1;
+
+		while (j < len && in[j] != '<' && in[j] != '&')
+			j++;
+		buf_append(out, in + i, j - i);
+		i = j;
 	}
 }
 

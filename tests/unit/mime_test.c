@@ -36,6 +36,16 @@ text(const struct mime *m)
 	return mime_text(m, &len);
 }
 
+/* expect_text - the text of a message decoded as decode() does */
+static void
+expect_text(const char *hdrs, const char *body, size_t chunk, const char *want)
+{
+	struct mime *m = decode(hdrs, body, chunk, 1 << 20);
+
+	assert_string_equal(text(m), want);
+	mime_free(m);
+}
+
 static void
 test_plain(void **state)
 {
@@ -54,14 +64,29 @@ static void
 test_html_words(void **state)
 {
 	(void)state;
-	struct mime *m = decode("Content-Type: text/html\n",
+	expect_text("Content-Type: text/html\n",
 	    "<p>one</p><P>two</P><b>Vi</b>agra <SPAN class=x>V</SPAN><span>I"
 	    "</span>AGRA x<br/>y a<!-- c -->b <font color=red>fr</font>ee"
 	    " <td>c1</td><td>c2</td> <o:p>of</o:p>fice <blink>m</blink>n"
-	    " <a href=\"h\">li</a>nk <spanner>p</spanner>q\n", 7, 1 << 20);
-	assert_string_equal(text(m), " one  two Viagra VIAGRA x y ab free  c1  c2  "
-	    "office  m n link  p q\n");
-	mime_free(m);
+	    " <a href=\"h\">li</a>nk <spanner>p</spanner>q\n", 7,
+	    " one  two Viagra VIAGRA x y ab free  c1  c2  office  m n link  p q\n");
+}
+
+/* Character references: every HTML 4 name (in another case too), decimal
+ * and hexadecimal ones; what is no reference stays text. A quoted
+ * attribute value may hold a '>'; an unterminated quote hides the rest. */
+static void
+test_html_refs(void **state)
+{
+	(void)state;
+	expect_text("Content-Type: text/html\n",
+	    "<p title=\"a > b\" alt='c>d'>Caf&eacute; cr&egrave;me&nbsp;: 9&euro;"
+	    " &hellip; l&rsquo;offre &AElig;&szlig; &NBSP;&AMP; &#233;&#xE9;&#XE9;"
+	    " &bogus; AT&T &#xD800; &#0; &#12ab; &#x110000; &amp &eacute</p>"
+	    "<a href=x>li</a>nk<img alt=\"never closed>hidden\n", 9,
+	    " Caf\xc3\xa9 cr\xc3\xa8me : 9\xe2\x82\xac \xe2\x80\xa6 l\xe2\x80\x99"
+	    "offre \xc3\x86\xc3\x9f  & \xc3\xa9\xc3\xa9\xc3\xa9 &bogus; AT&T"
+	    " &#xD800; &#0; &#12ab; &#x110000; &amp &eacute link ");
 }
 
 /* Characters a reader does not see are dropped from the text, so that
@@ -263,6 +288,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_html_words),
+		cmocka_unit_test(test_html_refs),
 		cmocka_unit_test(test_invisible),
 		cmocka_unit_test(test_qp_and_charset),
 		cmocka_unit_test(test_base64_multipart_nested),
