@@ -381,6 +381,20 @@ mime_html_tag_end(const char *in, size_t len)
 	return i < len ? i + 1 : len;
 }
 
+/* mime_html_opens - whether in[0..len) starts with the start tag of
+ * element name (lower case): "<script>" or "<script src=...>" does,
+ * "<scripts>" does not (a browser shows what follows that one). */
+static int
+mime_html_opens(const char *in, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n + 1 && in[0] == '<' &&
+	    strncasecmp(in + 1, name, n) == 0 &&
+	    (isspace((unsigned char)in[n + 1]) || in[n + 1] == '>' ||
+	    in[n + 1] == '/');
+}
+
 /* mime_html_strip - text of HTML in[0..len) appended to out, in one
  * pass (linear in len, whatever the markup): tags removed (a block tag
  * ends a word: a space is written; an inline one does not), comments,
@@ -393,9 +407,9 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 	while (i < len) {
 		if (in[i] == '<') {
 			int skip_to = 0;	/* 1 script, 2 style */
-			if (len - i > 7 && strncasecmp(in + i, "<script", 7) == 0)
+			if (mime_html_opens(in + i, len - i, "script"))
 				skip_to = 1;
-			else if (len - i > 6 && strncasecmp(in + i, "<style", 6) == 0)
+			else if (mime_html_opens(in + i, len - i, "style"))
 				skip_to = 2;
 			else if (len - i > 4 && strncmp(in + i, "<!--", 4) == 0) {
 				const char *e = memmem(in + i, len - i, "-->", 3);
