@@ -438,9 +438,7 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 			long cp = mime_html_ref(in + i, len - i, &n);
 
 			if (cp >= 0) {
-				/* A no-break space is a space to a pattern, as
-				 * to the reader. */
-				mime_put_utf8(out, cp == 0xa0 ? ' ' : (unsigned long)cp);
+				mime_put_utf8(out, (unsigned long)cp);
 				i += n;
 				continue;
 			}
@@ -456,13 +454,35 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 }
 
 /*
- * mime_drop_invisible - remove from b->data[from..] (UTF-8) what a reader
- * does not see and what would split a word for a pattern: the soft
- * hyphen U+00AD, the zero-width space, non-joiner and joiner
- * U+200B..U+200D, the word joiner U+2060 and U+FEFF.
+ * mime_space_len - the length of the UTF-8 sequence at p[0..left) when
+ * it is a space a reader sees as one but a pattern's \s (without /u)
+ * does not: no-break space U+00A0, U+1680, the spaces U+2000..U+200A,
+ * U+202F, U+205F, U+3000. 0 otherwise.
+ */
+static size_t
+mime_space_len(const unsigned char *p, size_t left)
+{
+	if (left >= 2 && p[0] == 0xc2 && p[1] == 0xa0)
+		return 2;
+	if (left < 3)
+		return 0;
+	if ((p[0] == 0xe2 && p[1] == 0x80 && (p[2] <= 0x8a || p[2] == 0xaf)) ||
+	    (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f) ||
+	    (p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80) ||
+	    (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80))
+		return 3;
+	return 0;
+}
+
+/*
+ * mime_fold_text - in b->data[from..] (UTF-8), what would hide a word
+ * from a pattern while the reader sees it plainly: characters a reader
+ * does not see are dropped (the soft hyphen U+00AD, the zero-width
+ * space, non-joiner and joiner U+200B..U+200D, the word joiner U+2060,
+ * U+FEFF), and the other spaces become a plain space (mime_space_len).
  */
 static void
-mime_drop_invisible(struct buf *b, size_t from)
+mime_fold_text(struct buf *b, size_t from)
 {
 	size_t r = from, w = from;
 
@@ -470,6 +490,10 @@ mime_drop_invisible(struct buf *b, size_t from)
 		const unsigned char *p = (const unsigned char *)b->data + r;
 		size_t left = b->len - r, n = 0;
 
+		if (p[0] < 0x80) {
+			b->data[w++] = b->data[r++];
+			continue;
+		}
 		if (left >= 2 && p[0] == 0xc2 && p[1] == 0xad)
 			n = 2;
 		else if (left >= 3 && p[0] == 0xe2 && ((p[1] == 0x80 &&
@@ -478,6 +502,11 @@ mime_drop_invisible(struct buf *b, size_t from)
 		else if (left >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
 			n = 3;
 		if (n > 0) {
+			r += n;
+			continue;
+		}
+		if ((n = mime_space_len(p, left)) > 0) {
+			b->data[w++] = ' ';
 			r += n;
 			continue;
 		}
@@ -515,7 +544,7 @@ mime_end_leaf(struct mime *m)
 			size_t room = m->max > m->text.len ? m->max - m->text.len : 0;
 			buf_append(&m->text, u.data, room < u.len ? room : u.len);
 		}
-		mime_drop_invisible(&m->text, before);
+		mime_fold_text(&m->text, before);
 		buf_free(&u);
 	}
 	buf_reset(&m->part);
