@@ -352,31 +352,41 @@ mime_put_utf8(struct buf *out, unsigned long cp)
 
 /*
  * mime_html_tag_end - the tag that starts at in[0] ('<'): the index just
- * after its '>', or len when it has none. In a start tag, a quoted
- * attribute value may hold a '>' (<a title="x > y">), as browsers read
- * it; an unterminated quote runs to the end.
+ * after its '>', or len when it has none. In a start tag, as browsers
+ * read it (HTML's tokenizer): after the tag name, a value that starts
+ * with a quote right after an attribute's '=' may hold a '>' (<a
+ * title="x > y">), an unterminated one runs to the end; an unquoted
+ * value ends at a space or '>', whatever it holds (<a href=x="y>).
  */
 static size_t
 mime_html_tag_end(const char *in, size_t len)
 {
-	int start = len > 1 && isalpha((unsigned char)in[1]);
 	size_t i = 1;
 
-	while (i < len && in[i] != '>') {
-		if (start && in[i] == '=') {
-			i++;
-			while (i < len && isspace((unsigned char)in[i]))
-				i++;
-			if (i < len && (in[i] == '"' || in[i] == '\'')) {
-				const char *q = memchr(in + i + 1, in[i], len - i - 1);
+	if (len < 2 || !isalpha((unsigned char)in[1])) {
+		const char *gt = memchr(in, '>', len);	/* end tag, <!...> */
 
-				if (q == NULL)
-					return len;
-				i = (size_t)(q - in) + 1;
-			}
+		return gt != NULL ? (size_t)(gt - in) + 1 : len;
+	}
+	while (i < len && !isspace((unsigned char)in[i]) && in[i] != '/' &&
+	    in[i] != '>')
+		i++;	/* the tag name */
+	while (i < len && in[i] != '>') {
+		if (in[i++] != '=')
 			continue;
+		while (i < len && isspace((unsigned char)in[i]))
+			i++;
+		if (i < len && (in[i] == '"' || in[i] == '\'')) {
+			const char *q = memchr(in + i + 1, in[i], len - i - 1);
+
+			if (q == NULL)
+				return len;
+			i = (size_t)(q - in) + 1;
+		} else {
+			while (i < len && !isspace((unsigned char)in[i]) &&
+			    in[i] != '>')
+				i++;
 		}
-		i++;
 	}
 	return i < len ? i + 1 : len;
 }

@@ -73,9 +73,11 @@ test_html_words(void **state)
 }
 
 /* Character references: every HTML 4 name (in another case too), decimal
- * and hexadecimal ones; what is no reference stays text. A quoted
- * attribute value may hold a '>'; an unterminated quote hides the rest.
- * Only a script or style element hides its contents, not <scripts>. */
+ * and hexadecimal ones; what is no reference stays text. Tags end where
+ * a browser ends them: a quoted attribute value may hold a '>', an
+ * unterminated quote hides the rest, an unquoted value (even x="y) ends
+ * at '>'. Only a script or style element hides its contents, not
+ * <scripts>. */
 static void
 test_html_refs(void **state)
 {
@@ -84,11 +86,12 @@ test_html_refs(void **state)
 	    "<p title=\"a > b\" alt='c>d'>Caf&eacute; cr&egrave;me&nbsp;: 9&euro;"
 	    " &hellip; l&rsquo;offre &AElig;&szlig; &NBSP;&AMP; &#233;&#xE9;&#XE9;"
 	    " &bogus; AT&T &#xD800; &#0; &#12ab; &#x110000; &amp &eacute</p>"
-	    "<a href=x>li</a>nk<scripts>shown</scripts><Script\ttype=x>no"
+	    "<a href=x>li</a>nk <a href=x=\"y>see</a> <a=\"x>y\"><b title=\">no\">"
+	    "<scripts>shown</scripts><Script\ttype=x>no"
 	    "</script><style/>no</style><img alt=\"never closed>hidden\n", 9,
 	    " Caf\xc3\xa9 cr\xc3\xa8me : 9\xe2\x82\xac \xe2\x80\xa6 l\xe2\x80\x99"
 	    "offre \xc3\x86\xc3\x9f  & \xc3\xa9\xc3\xa9\xc3\xa9 &bogus; AT&T"
-	    " &#xD800; &#0; &#12ab; &#x110000; &amp &eacute link shown      ");
+	    " &#xD800; &#0; &#12ab; &#x110000; &amp &eacute link see y\"> shown      ");
 }
 
 /* Characters a reader does not see are dropped from the text, so that
