@@ -462,11 +462,12 @@ bench_ab() {
 # bench_abn SESSIONS LABEL_0 PORT_0 LABEL_1 PORT_1 [LABEL_2 PORT_2] -
 # BENCH_PROXY_ROUNDS rounds of every setup back to back, each round
 # starting with the next setup (0 1 2, 1 2 0, 2 0 1, ...); a row for
-# each setup and the per-round ratios 1/0, 2/0 and 1/2. BENCH_AB_RATIO
-# gets the median of 1/0.
+# each setup and the per-round ratios 1/0, 2/0 and 1/2 (of the rounds
+# both completed). BENCH_AB_RATIO gets the median of 1/0.
 bench_abn() {
-	local s=$1 r i j k n rate
-	local -a label=() port=() ratio=()
+	local s=$1 r i j k n x
+	local -a label=() port=() col
+	local -A rate=()	# rate[SETUP,ROUND]
 	shift
 	while [ $# -ge 2 ]; do
 		label+=("$1")
@@ -474,51 +475,37 @@ bench_abn() {
 		shift 2
 	done
 	n=${#label[@]}
-	# rates[i] holds "round:rate" words of setup i
-	local -a rates=()
 	for ((r = 1; r <= BENCH_PROXY_ROUNDS; r++)); do
 		for ((k = 0; k < n; k++)); do
 			i=$(((r - 1 + k) % n))
-			if rate=$(bench_px_round "${port[i]}" "$BENCH_PROXY_MSGS" "$s" \
+			if x=$(bench_px_round "${port[i]}" "$BENCH_PROXY_MSGS" "$s" \
 				"$RUN/px-source.log"); then
-				rates[i]="${rates[i]:-} $r:$rate"
+				rate[$i,$r]=$x
 			else
 				bench_fail "${label[i]}, -s $s, round $r: $(tail -2 "$RUN/px-source.log")"
 			fi
 		done
 	done
 	for ((i = 0; i < n; i++)); do
-		# shellcheck disable=SC2086
-		bench_row "msg/s, ${label[i]}, -s $s" msg/s $(bench_ab_rates ${rates[i]:-})
+		col=()
+		for ((r = 1; r <= BENCH_PROXY_ROUNDS; r++)); do
+			[ -n "${rate[$i,$r]:-}" ] && col+=("${rate[$i,$r]}")
+		done
+		bench_row "msg/s, ${label[i]}, -s $s" msg/s "${col[@]}"
 	done
 	for k in "1 0" "2 0" "1 2"; do
 		read -r i j <<<"$k"
 		[ "$i" -lt "$n" ] && [ "$j" -lt "$n" ] || continue
-		# shellcheck disable=SC2086
-		mapfile -t ratio < <(bench_ab_ratios "${rates[i]:-}" "${rates[j]:-}")
-		bench_row "ratio ${label[i]} / ${label[j]}, -s $s" x "${ratio[@]}"
-		[ "$k" = "1 0" ] && BENCH_AB_RATIO=$(printf '%s\n' "${ratio[@]}" |
+		col=()
+		for ((r = 1; r <= BENCH_PROXY_ROUNDS; r++)); do
+			[ -n "${rate[$i,$r]:-}" ] && [ -n "${rate[$j,$r]:-}" ] &&
+				col+=("$(awk -v a="${rate[$i,$r]}" -v b="${rate[$j,$r]}" \
+					'BEGIN { printf "%.3f\n", a / b }')")
+		done
+		bench_row "ratio ${label[i]} / ${label[j]}, -s $s" x "${col[@]}"
+		[ "$k" = "1 0" ] && BENCH_AB_RATIO=$(printf '%s\n' "${col[@]}" |
 			bench_stats | cut -d' ' -f1)
 	done
-}
-
-# bench_ab_rates ROUND:RATE... - the rates alone
-bench_ab_rates() {
-	local w
-	for w in "$@"; do printf '%s\n' "${w#*:}"; done
-}
-
-# bench_ab_ratios "ROUND:RATE..." "ROUND:RATE..." - the ratios of the
-# rounds both setups completed, one per line
-bench_ab_ratios() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		n = split(b, w, " ")
-		for (k = 1; k <= n; k++) { split(w[k], f, ":"); den[f[1]] = f[2] }
-		n = split(a, w, " ")
-		for (k = 1; k <= n; k++) { split(w[k], f, ":")
-			if ((f[1] in den) && den[f[1]] > 0)
-				printf "%.3f\n", f[2] / den[f[1]] }
-	}'
 }
 
 # bench_px_warm PORT - a warm-up run (DNS answers cached, threads up)

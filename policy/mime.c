@@ -203,14 +203,52 @@ mime_to_utf8(const char *charset, const char *in, size_t len, void *out)
 	return rc;
 }
 
+#define MIME_TAG_NAME	16	/* longer than any name looked at */
+
 /*
- * mime_html_tag_breaks - whether the tag in[0..n) (from its '<') ends a
+ * mime_html_tag_name - the tag at in[0..len) (in[0] is '<'): '<' or
+ * '</', a letter, then its name up to a space, '/' or '>' (HTML's
+ * tokenizer). name gets the letters, digits and ':' it starts with, in
+ * lower case ("" when they are longer than any name looked at); *exact
+ * is set when they are the whole name (<script>, not <script-x>),
+ * *closing for '</'. Returns where the name ends, 0 when it is no tag
+ * with a name ("<!--", "< x", "<3").
+ */
+static size_t
+mime_html_tag_name(const char *in, size_t len, char name[MIME_TAG_NAME],
+    int *exact, int *closing)
+{
+	size_t i = 1, k = 0;
+
+	*closing = i < len && in[i] == '/';
+	i += (size_t)*closing;
+	name[0] = '\0';
+	*exact = 0;
+	if (i >= len || !isalpha((unsigned char)in[i]))
+		return 0;
+	while (i < len && (isalnum((unsigned char)in[i]) || in[i] == ':')) {
+		if (k < MIME_TAG_NAME)
+			name[k] = (char)tolower((unsigned char)in[i]);
+		k++;
+		i++;
+	}
+	name[k < MIME_TAG_NAME ? k : 0] = '\0';
+	*exact = k < MIME_TAG_NAME && (i == len || isspace((unsigned char)in[i]) ||
+	    in[i] == '/' || in[i] == '>');
+	while (i < len && !isspace((unsigned char)in[i]) && in[i] != '/' &&
+	    in[i] != '>')
+		i++;
+	return i;
+}
+
+/*
+ * mime_html_breaks - whether a tag of element name (lower case) ends a
  * word as a browser shows it: block tags (p, div, br, td, ...) and
  * unknown ones do; inline tags (b, span, font, a, ...) do not, so that
  * "<b>Vi</b>agra" reads "Viagra", as the reader sees it.
  */
 static int
-mime_html_tag_breaks(const char *in, size_t n)
+mime_html_breaks(const char *name)
 {
 	static const char *const inl[] = {
 		"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code",
@@ -218,17 +256,7 @@ mime_html_tag_breaks(const char *in, size_t n)
 		"s", "samp", "small", "span", "strike", "strong", "sub", "sup",
 		"tt", "u", "var", "wbr",
 	};
-	char name[16];
-	size_t i = 1, k = 0;
 
-	if (i < n && in[i] == '/')
-		i++;
-	while (i < n && k + 1 < sizeof(name) &&
-	    (isalnum((unsigned char)in[i]) || in[i] == ':'))
-		name[k++] = (char)tolower((unsigned char)in[i++]);
-	name[k] = '\0';
-	if (k == 0 || (i < n && (isalnum((unsigned char)in[i]) || in[i] == ':')))
-		return 1;	/* no name, or a name longer than any inline one */
 	for (size_t j = 0; j < ARRAY_LEN(inl); j++)
 		if (strcmp(name, inl[j]) == 0)
 			return 0;
@@ -351,26 +379,21 @@ mime_put_utf8(struct buf *out, unsigned long cp)
 }
 
 /*
- * mime_html_tag_end - the tag that starts at in[0] ('<'): the index just
- * after its '>', or len when it has none. In a start tag, as browsers
- * read it (HTML's tokenizer): after the tag name, a value that starts
- * with a quote right after an attribute's '=' may hold a '>' (<a
+ * mime_html_tag_end - the tag at in[0..len) whose name ends at in[i]
+ * (mime_html_tag_name): the index just after its '>', or len when it
+ * has none. With attrs (a start tag), as browsers read it: a value that
+ * starts with a quote right after an attribute's '=' may hold a '>' (<a
  * title="x > y">), an unterminated one runs to the end; an unquoted
  * value ends at a space or '>', whatever it holds (<a href=x="y>).
  */
 static size_t
-mime_html_tag_end(const char *in, size_t len)
+mime_html_tag_end(const char *in, size_t len, size_t i, int attrs)
 {
-	size_t i = 1;
-
-	if (len < 2 || !isalpha((unsigned char)in[1])) {
-		const char *gt = memchr(in, '>', len);	/* end tag, <!...> */
+	if (!attrs) {
+		const char *gt = memchr(in + i, '>', len - i);
 
 		return gt != NULL ? (size_t)(gt - in) + 1 : len;
 	}
-	while (i < len && !isspace((unsigned char)in[i]) && in[i] != '/' &&
-	    in[i] != '>')
-		i++;	/* the tag name */
 	while (i < len && in[i] != '>') {
 		if (in[i++] != '=')
 			continue;
@@ -391,20 +414,6 @@ mime_html_tag_end(const char *in, size_t len)
 	return i < len ? i + 1 : len;
 }
 
-/* mime_html_opens - whether in[0..len) starts with the start tag of
- * element name (lower case): "<script>" or "<script src=...>" does,
- * "<scripts>" does not (a browser shows what follows that one). */
-static int
-mime_html_opens(const char *in, size_t len, const char *name)
-{
-	size_t n = strlen(name);
-
-	return len > n + 1 && in[0] == '<' &&
-	    strncasecmp(in + 1, name, n) == 0 &&
-	    (isspace((unsigned char)in[n + 1]) || in[n + 1] == '>' ||
-	    in[n + 1] == '/');
-}
-
 /* mime_html_strip - text of HTML in[0..len) appended to out, in one
  * pass (linear in len, whatever the markup): tags removed (a block tag
  * ends a word: a space is written; an inline one does not), comments,
@@ -416,21 +425,27 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 
 	while (i < len) {
 		if (in[i] == '<') {
-			int skip_to = 0;	/* 1 script, 2 style */
-			if (mime_html_opens(in + i, len - i, "script"))
-				skip_to = 1;
-			else if (mime_html_opens(in + i, len - i, "style"))
-				skip_to = 2;
-			else if (len - i > 4 && strncmp(in + i, "<!--", 4) == 0) {
+			char name[MIME_TAG_NAME];
+			int exact, closing, skip_to = 0;	/* 1 script, 2 style */
+
+			if (len - i > 4 && strncmp(in + i, "<!--", 4) == 0) {
 				const char *e = memmem(in + i, len - i, "-->", 3);
 				i = e ? (size_t)(e - in) + 3 : len;
 				continue;
 			}
-			size_t start = i;
-			int breaks;
+			size_t ne = mime_html_tag_name(in + i, len - i, name,
+			    &exact, &closing);
 
-			i += mime_html_tag_end(in + i, len - i);
-			breaks = skip_to || mime_html_tag_breaks(in + start, i - start);
+			/* <script> or <script src=...>, not <scripts>: a
+			 * browser shows what follows that one. */
+			if (exact && !closing && strcmp(name, "script") == 0)
+				skip_to = 1;
+			else if (exact && !closing && strcmp(name, "style") == 0)
+				skip_to = 2;
+			i += mime_html_tag_end(in + i, len - i, ne > 0 ? ne : 1,
+			    ne > 0 && !closing);
+			if (skip_to || mime_html_breaks(name))
+				buf_append(out, " ", 1);
 			if (skip_to) {
 				const char *end = skip_to == 1 ? "</script" : "</style";
 				size_t el = strlen(end);
@@ -439,8 +454,6 @@ mime_html_strip(const char *in, size_t len, struct buf *out)
 				if (i + el > len)
 					i = len;
 			}
-			if (breaks)
-				buf_append(out, " ", 1);
 			continue;
 		}
 		if (in[i] == '&') {
